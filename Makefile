@@ -1,0 +1,44 @@
+# The two commands a new user runs: `make run` and `make test`. Everything else is optional.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cat requirements.txt | sha1sum | cut -c1-12)
+PORT ?= 8501
+
+.PHONY: install run ingest test eval bench browser clean-index
+
+# Reinstalls only when requirements.txt changed (the stamp name carries its hash).
+$(STAMP): requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	# torch first and pinned: an unpinned torch pulls several GB of CUDA packages.
+	$(PY) -m pip install --quiet --disable-pip-version-check torch==2.13.0
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	rm -f $(VENV)/.installed-*
+	touch $(STAMP)
+
+install: $(STAMP)
+
+ingest: $(STAMP)
+	$(PY) -m ingest
+
+run: ingest
+	$(PY) -m streamlit run ui/app.py --server.port $(PORT)
+
+# Debian's chromium for the end-to-end browser test (a browser download fails on this network).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing Debian's chromium for the browser test"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+test: $(STAMP) browser
+	$(PY) -m pytest
+
+eval: $(STAMP) ingest
+	$(PY) -m eval
+
+bench: $(STAMP) ingest
+	$(PY) -m bench
+
+clean-index:
+	rm -rf index index-* index.*

@@ -1,0 +1,403 @@
+"""Builds the index from the corpus folder: load -> clean -> chunk -> embed -> write aside ->
+publish atomically. Re-embeds only chunks whose text is new; an unchanged corpus is detected
+from file hashes alone, without loading the model."""
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+from tqdm import tqdm
+
+from ingest.catalogue import read_catalogue
+from ingest.chunking import chunk_blocks, embedding_text
+from ingest.loaders import SUPPORTED_SUFFIXES, LoadedText, load_bytes, load_file
+from ingest.references import parse_references
+from ingest.structure import classify
+from kb import store
+from kb.config import INDEX_FORMAT_VERSION, Settings, get_settings
+from kb.embed import Embedder, load_embedder
+from kb.errors import KBError, SourceError, UnsupportedFormatError
+from kb.types import Chunk, DocMeta, Document, Reference
+
+logger = logging.getLogger(__name__)
+
+EmbedderFactory = Callable[[], Embedder]
+
+
+@dataclass(frozen=True)
+class SkippedFile:
+    source: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class IngestReport:
+    index_path: str
+    documents: int
+    chunks: int
+    references: int
+    embedded: int  # chunks encoded by the model in this run
+    reused: int  # chunks whose vectors came from the previous index
+    skipped: tuple[SkippedFile, ...] = ()
+    removed: tuple[str, ...] = ()  # sources that left the corpus since the last build
+    warnings: tuple[str, ...] = ()
+    seconds: float = 0.0
+    up_to_date: bool = False  # nothing changed: the existing index was kept as it is
+
+    def summary(self) -> str:
+        if self.up_to_date:
+            head = f"Index is up to date: {self.documents} documents, {self.chunks} chunks"
+        else:
+            head = (f"Indexed {self.documents} documents, {self.chunks} chunks "
+                    f"({self.embedded} embedded, {self.reused} reused), {self.references} references")
+        parts = [head]
+        if self.removed:
+            parts.append(f"removed {len(self.removed)}")
+        if self.skipped:
+            parts.append(f"skipped {len(self.skipped)}: " + "; ".join(f"{s.source} ({s.reason})" for s in self.skipped))
+        parts.append(f"{self.seconds:.1f} s")
+        return " | ".join(parts)
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def doc_id_for(source: str) -> str:
+    return hashlib.sha1(source.encode("utf-8")).hexdigest()[:12]
+
+
+def embed_key(model_name: str, text: str) -> str:
+    return hashlib.sha1(f"{model_name}\x00{text}".encode("utf-8")).hexdigest()
+
+
+def derive_title(text: str) -> str:
+    """First non-empty line, without markdown markers, cut at 150 characters."""
+    for line in text.splitlines():
+        s = line.strip().lstrip("#").strip()
+        if s:
+            return s if len(s) <= 150 else s[:147].rstrip() + "..."
+    return ""
+
+
+def merge_meta(loaded: DocMeta, catalogue: DocMeta | None, text: str) -> DocMeta:
+    """Catalogue fields win; empty ones fall back to what the file states; the title last
+    falls back to the text's first line."""
+    base = loaded
+    if catalogue is not None:
+        fields = {}
+        for name in DocMeta.__dataclass_fields__:
+            cv = getattr(catalogue, name)
+            fields[name] = cv if cv not in ("", (), None) else getattr(loaded, name)
+        base = DocMeta(**fields)
+    if not base.title:
+        base = DocMeta(**{**base.__dict__, "title": derive_title(text)})
+    return base
+
+
+def make_document(source: str, loaded: LoadedText, content_hash: str,
+                  catalogue: dict[str, DocMeta]) -> Document:
+    return Document(
+        doc_id=doc_id_for(source), source=source, text=loaded.text,
+        meta=merge_meta(loaded.meta, catalogue.get(source), loaded.text),
+        content_hash=content_hash, fmt=loaded.fmt, page_starts=loaded.page_starts,
+    )
+
+
+def corpus_files(corpus_dir: Path, settings: Settings) -> list[Path]:
+    """Every file under corpus/ except the catalogue and hidden files, in a stable order."""
+    out = []
+    for p in sorted(corpus_dir.rglob("*")):
+        rel = p.relative_to(corpus_dir)
+        if any(part.startswith(".") for part in rel.parts):
+            continue
+        if p.is_dir() or p.resolve() == settings.catalogue_path.resolve():
+            continue
+        out.append(p)
+    return out
+
+
+def _file_hash(path: Path, max_bytes: int) -> str | None:
+    """sha256 of a file streamed in blocks (bounded memory); None if it cannot be read."""
+    h = hashlib.sha256()
+    try:
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+    except OSError:
+        return None
+    return h.hexdigest()
+
+
+def load_corpus(corpus_dir: Path, settings: Settings) -> tuple[list[Document], list[SkippedFile], list[str]]:
+    """Load every source; a bad file is reported and skipped, never fatal to the others."""
+    catalogue = read_catalogue(settings.catalogue_path)
+    docs: list[Document] = []
+    skipped: list[SkippedFile] = []
+    warnings: list[str] = []
+    by_hash: dict[str, str] = {}
+    for path in corpus_files(corpus_dir, settings):
+        source = path.relative_to(corpus_dir).as_posix()
+        try:
+            loaded = load_file(path, settings.max_file_bytes)
+            content_hash = _file_hash(path, settings.max_file_bytes) or ""
+        except UnsupportedFormatError as e:
+            skipped.append(SkippedFile(source, e.reason))
+            logger.warning("skipped %s: %s", source, e.reason)
+            continue
+        except SourceError as e:
+            skipped.append(SkippedFile(source, e.reason))
+            logger.warning("skipped %s: %s", source, e.reason)
+            continue
+        if content_hash in by_hash:
+            reason = f"duplicate of {by_hash[content_hash]} (same content)"
+            skipped.append(SkippedFile(source, reason))
+            logger.warning("skipped %s: %s", source, reason)
+            continue
+        by_hash[content_hash] = source
+        for item in loaded:
+            part_source = f"{source}#{item.part}" if item.part and len(loaded) > 1 else source
+            docs.append(make_document(part_source, item, content_hash, catalogue))
+            warnings.extend(f"{part_source}: {w}" for w in item.warnings)
+    return docs, skipped, warnings
+
+
+_PIPELINE_MODULES = ("loaders", "structure", "boilerplate", "sentences", "chunking", "references", "build")
+
+
+def pipeline_hash() -> str:
+    """Hash of the ingestion code itself: a change to how text is cleaned or chunked makes the
+    index stale even when no source changed (unchanged chunk texts still reuse their vectors)."""
+    h = hashlib.sha256()
+    here = Path(__file__).resolve().parent
+    for name in _PIPELINE_MODULES:
+        h.update((here / f"{name}.py").read_bytes())
+    return h.hexdigest()[:16]
+
+
+def _fingerprint(settings: Settings, model_name: str) -> dict:
+    return {
+        "format_version": INDEX_FORMAT_VERSION,
+        "model": model_name,
+        "chunking": settings.chunking.to_dict(),
+        "pipeline": pipeline_hash(),
+    }
+
+
+def is_up_to_date(corpus_dir: Path, index_dir: Path, settings: Settings) -> bool:
+    """True when the published index was built from exactly these files, catalogue and
+    settings: decided from hashes alone, so `make run` starts fast."""
+    try:
+        manifest = store.read_manifest(Path(index_dir).resolve())
+    except KBError:
+        return False
+    if manifest.get("fingerprint") != _fingerprint(settings, settings.model_name):
+        return False
+    cat = settings.catalogue_path
+    cat_hash = _file_hash(cat, settings.max_file_bytes) if cat.exists() else ""
+    if manifest.get("catalogue_sha256", "") != cat_hash:
+        return False
+    seen = {}
+    for path in corpus_files(corpus_dir, settings):
+        seen[path.relative_to(corpus_dir).as_posix()] = _file_hash(path, settings.max_file_bytes)
+    return seen == manifest.get("input_files", {})
+
+
+def _previous_vectors(index_dir: Path, model_name: str) -> dict[str, np.ndarray]:
+    """embed_key -> vector from the currently published index, if it is usable."""
+    try:
+        old = store.read_index(index_dir, expected_model=model_name)
+    except KBError as e:
+        if Path(index_dir).exists():
+            logger.warning("previous index not reused (%s); all chunks will be embedded", e)
+        return {}
+    return {k: old.vectors[i] for i, k in enumerate(old.embed_keys) if k}
+
+
+def build_index(
+    documents: Sequence[Document],
+    index_dir: Path,
+    *,
+    embedder: Embedder | EmbedderFactory | None = None,
+    settings: Settings | None = None,
+    skipped: Sequence[SkippedFile] = (),
+    warnings: Sequence[str] = (),
+    extra_manifest: dict | None = None,
+    show_progress: bool = True,
+    started: float | None = None,
+) -> IngestReport:
+    """Chunk, embed (reusing the previous index's vectors), write aside, publish atomically.
+    Any failure leaves the published index exactly as it was."""
+    settings = settings or get_settings()
+    started = time.perf_counter() if started is None else started
+    index_dir = Path(index_dir)
+    store.remove_stale_builds(index_dir)
+
+    chunks: list[Chunk] = []
+    texts: list[str] = []
+    references: list[Reference] = []
+    sources: dict[str, dict] = {}
+    for doc in documents:
+        blocks = classify(doc.text)
+        doc_chunks = chunk_blocks(doc, blocks, settings.chunking)
+        doc_refs = parse_references(doc, blocks)
+        chunks.extend(doc_chunks)
+        texts.extend(embedding_text(doc, c) for c in doc_chunks)
+        references.extend(doc_refs)
+        sources[doc.source] = {"sha256": doc.content_hash, "doc_id": doc.doc_id, "title": doc.title,
+                               "chunks": len(doc_chunks), "references": len(doc_refs)}
+
+    model_name = settings.model_name
+    keys = [embed_key(model_name, t) for t in texts]
+    known = _previous_vectors(index_dir, model_name)
+    missing = sorted({k: i for i, k in enumerate(keys) if k not in known}.items(), key=lambda kv: kv[1])
+    model: Embedder | None = None
+    if missing or not known:
+        model = embedder() if callable(embedder) and not hasattr(embedder, "encode") else embedder  # type: ignore[assignment]
+        model = model or load_embedder(model_name)
+        if model.name != model_name:
+            raise KBError(f"embedder {model.name!r} does not match the configured model {model_name!r}")
+    dim = model.dim if model is not None else len(next(iter(known.values())))
+    new_vectors: dict[str, np.ndarray] = {}
+    if missing:
+        batch = 64
+        with tqdm(total=len(missing), unit="chunk", desc="embedding", disable=not show_progress) as bar:
+            for b in range(0, len(missing), batch):
+                part = missing[b:b + batch]
+                vecs = model.encode([texts[i] for _, i in part], batch_size=batch)  # type: ignore[union-attr]
+                for (k, _), v in zip(part, vecs):
+                    new_vectors[k] = v
+                bar.update(len(part))
+    vectors = np.zeros((len(chunks), dim), dtype=np.float32)
+    for i, k in enumerate(keys):
+        vectors[i] = new_vectors[k] if k in new_vectors else known[k]
+    reused = sum(1 for k in keys if k not in new_vectors)
+
+    old_sources: dict = {}
+    try:
+        old_sources = store.read_manifest(index_dir.resolve()).get("sources", {})
+    except KBError:
+        pass
+    removed = tuple(sorted(set(old_sources) - set(sources)))
+
+    manifest = {
+        "embedding": {"model": model_name, "dim": dim},
+        "chunking": settings.chunking.to_dict(),
+        "fingerprint": _fingerprint(settings, model_name),
+        "sources": sources,
+        "skipped": [{"source": s.source, "reason": s.reason} for s in skipped],
+        "build_time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        **(extra_manifest or {}),
+    }
+    build_dir = store.new_build_dir(index_dir)
+    try:
+        store.write_index(build_dir, manifest={**manifest, "build_seconds": round(time.perf_counter() - started, 3)},
+                          documents=list(documents), chunks=chunks, embed_keys=keys, search_texts=texts,
+                          vectors=vectors, references=references, retrieval=settings.retrieval)
+        store.publish(build_dir, index_dir)
+    except BaseException:
+        store.discard(build_dir)  # the published index is untouched
+        raise
+    report = IngestReport(
+        index_path=str(index_dir), documents=len(documents), chunks=len(chunks),
+        references=len(references), embedded=len(new_vectors), reused=reused,
+        skipped=tuple(skipped), removed=removed, warnings=tuple(warnings),
+        seconds=time.perf_counter() - started,
+    )
+    logger.info(report.summary())
+    return report
+
+
+def ingest_corpus(
+    corpus_dir: Path | None = None,
+    index_dir: Path | None = None,
+    *,
+    embedder: Embedder | EmbedderFactory | None = None,
+    settings: Settings | None = None,
+    force: bool = False,
+    show_progress: bool = True,
+) -> IngestReport:
+    """`python -m ingest`: (re)build the index of the corpus folder if anything changed."""
+    settings = settings or get_settings()
+    corpus_dir = Path(corpus_dir or settings.corpus_dir)
+    index_dir = Path(index_dir or settings.index_dir)
+    if corpus_dir != settings.corpus_dir:
+        settings = Settings(**{**settings.__dict__, "corpus_dir": corpus_dir})
+    started = time.perf_counter()
+    if not corpus_dir.is_dir():
+        raise KBError(f"corpus folder {corpus_dir} does not exist")
+    if not force and is_up_to_date(corpus_dir, index_dir, settings):
+        manifest = store.read_manifest(index_dir.resolve())
+        return IngestReport(
+            index_path=str(index_dir), documents=manifest["counts"]["documents"],
+            chunks=manifest["counts"]["chunks"], references=manifest["counts"]["references"],
+            embedded=0, reused=manifest["counts"]["chunks"],
+            skipped=tuple(SkippedFile(s["source"], s["reason"]) for s in manifest.get("skipped", [])),
+            seconds=time.perf_counter() - started, up_to_date=True)
+    docs, skipped, warnings = load_corpus(corpus_dir, settings)
+    cat = settings.catalogue_path
+    input_files = {p.relative_to(corpus_dir).as_posix(): _file_hash(p, settings.max_file_bytes)
+                   for p in corpus_files(corpus_dir, settings)}
+    extra = {"catalogue_sha256": _file_hash(cat, settings.max_file_bytes) if cat.exists() else "",
+             "input_files": input_files}
+    return build_index(docs, index_dir, embedder=embedder, settings=settings, skipped=skipped,
+                       warnings=warnings, extra_manifest=extra, show_progress=show_progress,
+                       started=started)
+
+
+_SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def safe_file_name(name: str) -> str:
+    """A plain file name for an upload: no folders, no leading dots, no odd characters."""
+    base = Path(name.replace("\\", "/")).name
+    base = _SAFE_NAME.sub("_", base).strip("._") or "upload"
+    return base[:120]
+
+
+def add_file(
+    name: str,
+    data: bytes,
+    *,
+    corpus_dir: Path | None = None,
+    index_dir: Path | None = None,
+    embedder: Embedder | EmbedderFactory | None = None,
+    settings: Settings | None = None,
+) -> tuple[str, IngestReport]:
+    """Save an uploaded file into the corpus under a safe name and re-ingest incrementally.
+    The file is validated first: a bad file raises SourceError and changes nothing."""
+    settings = settings or get_settings()
+    corpus_dir = Path(corpus_dir or settings.corpus_dir)
+    safe = safe_file_name(name)
+    if Path(safe).suffix.lower() not in SUPPORTED_SUFFIXES:
+        raise UnsupportedFormatError(safe, f"unsupported file type {Path(safe).suffix or '(none)'!r}")
+    if len(data) > settings.max_file_bytes:
+        raise SourceError(safe, f"file is {len(data) / 1e6:.1f} MB, above the "
+                                f"{settings.max_file_bytes / 1e6:.0f} MB limit")
+    load_bytes(safe, data)  # raises SourceError for empty/binary/corrupt input
+    digest = _sha256(data)
+    for existing in corpus_files(corpus_dir, settings):
+        if _file_hash(existing, settings.max_file_bytes) == digest:
+            raise SourceError(safe, f"duplicate of {existing.relative_to(corpus_dir).as_posix()} (same content)")
+    target = corpus_dir / safe
+    stem, suffix, n = target.stem, target.suffix, 1
+    while target.exists():
+        n += 1
+        target = corpus_dir / f"{stem}-{n}{suffix}"
+    tmp = corpus_dir / f".upload-{safe}"
+    tmp.write_bytes(data)
+    tmp.replace(target)
+    try:
+        report = ingest_corpus(corpus_dir, index_dir, embedder=embedder, settings=settings,
+                               show_progress=False)
+    except BaseException:
+        target.unlink(missing_ok=True)  # the corpus goes back to what the index describes
+        raise
+    return target.name, report

@@ -1,0 +1,98 @@
+"""The public Python interface: `open_kb(path)` -> KnowledgeBase with search / ask."""
+from __future__ import annotations
+
+import logging
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from kb import store
+from kb.config import Settings, get_settings
+from kb.embed import Embedder, load_embedder
+from kb.errors import KBError
+from kb.retrieve import Retriever
+from kb.types import Answer, Chunk, Document, Filters, Hit, IndexInfo, Query, Reference
+
+if TYPE_CHECKING:
+    from langchain_core.retrievers import BaseRetriever
+
+logger = logging.getLogger(__name__)
+
+
+class KnowledgeBase:
+    """An opened index: read-only, safe to share between threads and UI sessions."""
+
+    def __init__(self, contents: store.IndexContents, embedder: Embedder, settings: Settings) -> None:
+        self.contents = contents
+        self.embedder = embedder
+        self.settings = settings
+        self.retriever = Retriever(contents, embedder, settings.retrieval)
+        self._chunks_by_id = {c.chunk_id: c for c in contents.chunks}
+
+    # -- what is in it -------------------------------------------------------------------
+    @property
+    def info(self) -> IndexInfo:
+        return self.contents.info()
+
+    @property
+    def manifest(self) -> dict[str, Any]:
+        return self.contents.manifest
+
+    @cached_property
+    def documents(self) -> list[Document]:
+        return sorted(self.contents.documents.values(), key=lambda d: d.source)
+
+    def document(self, source: str) -> Document:
+        try:
+            return self.contents.documents[source]
+        except KeyError:
+            raise KBError(f"no document {source!r} in the index") from None
+
+    def chunk(self, chunk_id: str) -> Chunk:
+        try:
+            return self._chunks_by_id[chunk_id]
+        except KeyError:
+            raise KBError(f"no chunk {chunk_id!r} in the index") from None
+
+    def chunks_of(self, source: str) -> list[Chunk]:
+        return [c for c in self.contents.chunks if c.source == source]
+
+    def references(self, source: str | None = None) -> list[Reference]:
+        return [r for r in self.contents.references if source is None or r.source == source]
+
+    # -- retrieval and answers -------------------------------------------------------------
+    def understand(self, question: str, filters: Filters | None = None) -> Query:
+        from kb.query import understand
+
+        return understand(question, filters)
+
+    def search(self, query: str | Query, k: int = 10, filters: Filters | None = None) -> list[Hit]:
+        q = query if isinstance(query, Query) else self.understand(query, filters)
+        return self.retriever.search(q, k)
+
+    def ask(self, question: str, filters: Filters | None = None) -> Answer:
+        from kb.answer import answer
+
+        return answer(self, question, filters)
+
+    def as_retriever(self, k: int = 5, filters: Filters | None = None) -> "BaseRetriever":
+        from kb.lc import KBRetriever
+
+        return KBRetriever(base=self, k=k, filters=filters or Filters())
+
+
+def open_kb(path: str | Path | None = None, *, embedder: Embedder | None = None,
+            settings: Settings | None = None) -> KnowledgeBase:
+    """Open the index at `path` (None = the default built by `make ingest`). The embedding model
+    is the one the index records; it is loaded once per process."""
+    settings = settings or get_settings()
+    index_dir = Path(path) if path is not None else settings.index_dir
+    manifest = store.read_manifest(index_dir.resolve() if index_dir.exists() else index_dir)
+    model_name = str(manifest["embedding"]["model"])
+    if embedder is not None and embedder.name != model_name:
+        from kb.errors import ModelMismatchError
+
+        raise ModelMismatchError(f"index at {index_dir} was built with embedding model "
+                                 f"{model_name!r}, but {embedder.name!r} was given")
+    contents = store.read_index(index_dir, expected_model=model_name)
+    return KnowledgeBase(contents, embedder or load_embedder(model_name), settings)

@@ -1,0 +1,90 @@
+"""All settings in one place. Defaults suit the bundled corpus; environment variables
+(FSGS_KB_*) override the few that deployments change."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+INDEX_FORMAT_VERSION = 1
+DEFAULT_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
+DEFAULT_MODEL_DIM = 384
+
+
+def _env_path(name: str, default: Path) -> Path:
+    value = os.environ.get(name)
+    return Path(value).expanduser() if value else default
+
+
+@dataclass(frozen=True)
+class ChunkSettings:
+    max_chars: int = 900  # a passage a resident can read at a glance; ~200 MiniLM tokens
+    min_chars: int = 250  # below this, neighbouring blocks of one section are merged
+    max_sentence_chars: int = 600  # longer "sentences" (tables, run-ons) are cut at spaces
+
+    def to_dict(self) -> dict[str, int]:
+        return {
+            "max_chars": self.max_chars,
+            "min_chars": self.min_chars,
+            "max_sentence_chars": self.max_sentence_chars,
+        }
+
+
+@dataclass(frozen=True)
+class RetrievalSettings:
+    candidates: int = 50  # per retriever, before fusion
+    rrf_k: int = 60  # reciprocal rank fusion constant (Cormack et al. 2009)
+    max_per_document: int = 3  # diversity: one long document cannot crowd out the others
+    hnsw_threshold: int = 200_000  # vectors; at or above this, ingestion builds HNSW, not flat
+    hnsw_m: int = 32
+    hnsw_ef_construction: int = 200
+    hnsw_ef_search: int = 128
+
+
+@dataclass(frozen=True)
+class AnswerSettings:
+    max_question_chars: int = 2_000
+    abstain_threshold: float = 0.35  # calibrated on the gold set (see docs/EVALUATION.md)
+    max_sentences: int = 8
+
+
+@dataclass(frozen=True)
+class LLMSettings:
+    """Optional chat-model answer mode; off unless FSGS_KB_LLM is set."""
+
+    model: str = ""  # e.g. "ollama:llama3.1" or "openai:gpt-4o-mini" (init_chat_model syntax)
+    base_url: str = ""  # OpenAI-compatible server, e.g. http://localhost:8000/v1
+    timeout_s: float = 60.0
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.model)
+
+
+@dataclass(frozen=True)
+class Settings:
+    corpus_dir: Path = field(default_factory=lambda: _env_path("FSGS_KB_CORPUS", REPO_ROOT / "corpus"))
+    index_dir: Path = field(default_factory=lambda: _env_path("FSGS_KB_INDEX", REPO_ROOT / "index"))
+    catalogue_name: str = "catalogue.yaml"
+    model_name: str = DEFAULT_MODEL_NAME
+    chunking: ChunkSettings = field(default_factory=ChunkSettings)
+    retrieval: RetrievalSettings = field(default_factory=RetrievalSettings)
+    answer: AnswerSettings = field(default_factory=AnswerSettings)
+    llm: LLMSettings = field(
+        default_factory=lambda: LLMSettings(
+            model=os.environ.get("FSGS_KB_LLM", ""),
+            base_url=os.environ.get("FSGS_KB_LLM_BASE_URL", ""),
+            timeout_s=float(os.environ.get("FSGS_KB_LLM_TIMEOUT", "60")),
+        )
+    )
+    max_file_bytes: int = 50 * 1024 * 1024  # larger sources are refused, to bound memory
+
+    @property
+    def catalogue_path(self) -> Path:
+        return self.corpus_dir / self.catalogue_name
+
+
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,40 @@
+"""Every error the product raises on purpose. Messages are written for users: they name the
+input and the reason. The CLI and UI turn them into messages; nothing else catches them."""
+from __future__ import annotations
+
+
+class KBError(Exception):
+    """Base class: a problem the user can act on."""
+
+
+class IndexMissingError(KBError):
+    """No index at the given path (run `make ingest`)."""
+
+
+class IndexFormatError(KBError):
+    """The index folder is unusable: unknown format version, corrupted or missing file."""
+
+
+class ModelMismatchError(KBError):
+    """The index was built with another embedding model than the one asked for."""
+
+
+class SourceError(KBError):
+    """One source file could not be ingested; the others still are."""
+
+    def __init__(self, source: str, reason: str) -> None:
+        super().__init__(f"{source}: {reason}")
+        self.source = source
+        self.reason = reason
+
+
+class UnsupportedFormatError(SourceError):
+    """A file whose extension no loader handles (skipped, not an error of the build)."""
+
+
+class QuestionError(KBError):
+    """An empty or unusable question."""
+
+
+class LLMError(KBError):
+    """The optional chat model failed or timed out (the extractive answer is used instead)."""

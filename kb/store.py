@@ -1,0 +1,319 @@
+"""The index on disk: one folder of plain files, no pickle anywhere.
+
+    manifest.json     format version, embedding model + dimension, chunking settings, per-source
+                      content hashes, counts, build time, FAISS type, sha256 of every other file
+    documents.jsonl   one document per line: catalogue metadata + the full text offsets refer to
+    chunks.jsonl      one chunk per line (offsets, section, page, sentence spans, embedding key)
+    vectors.npy       float32 (chunks x dim), L2-normalised, row i = chunk i (allow_pickle=False)
+    vectors.faiss     the FAISS index over those rows (flat inner product, or HNSW when large)
+    bm25/             bm25s index (JSON + .npy) over the same chunks
+    references.jsonl  parsed reference-list entries (never retrieved as passages)
+
+`index_dir` itself is a symlink to a versioned sibling folder; publishing a new build swaps the
+link atomically, so a reader sees the old index or the new one, never half of either.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+
+from kb.config import INDEX_FORMAT_VERSION, RetrievalSettings
+from kb.errors import IndexFormatError, IndexMissingError, ModelMismatchError
+from kb.types import Chunk, DocMeta, Document, IndexInfo, Reference
+
+logger = logging.getLogger(__name__)
+
+MANIFEST = "manifest.json"
+DOCUMENTS = "documents.jsonl"
+CHUNKS = "chunks.jsonl"
+VECTORS = "vectors.npy"
+FAISS = "vectors.faiss"
+BM25_DIR = "bm25"
+REFERENCES = "references.jsonl"
+
+
+@dataclass
+class IndexContents:
+    """Everything an opened index holds in memory (internal to kb; not a public data type)."""
+
+    path: Path
+    manifest: dict[str, Any]
+    documents: dict[str, Document]  # by source
+    chunks: list[Chunk]
+    embed_keys: list[str]
+    vectors: np.ndarray
+    faiss_index: Any
+    bm25: Any
+    references: list[Reference] = field(default_factory=list)
+
+    @property
+    def model_name(self) -> str:
+        return str(self.manifest["embedding"]["model"])
+
+    def info(self) -> IndexInfo:
+        counts = self.manifest.get("counts", {})
+        return IndexInfo(
+            path=str(self.path),
+            format_version=int(self.manifest["format_version"]),
+            model_name=self.model_name,
+            dim=int(self.manifest["embedding"]["dim"]),
+            build_time=str(self.manifest.get("build_time", "")),
+            n_documents=int(counts.get("documents", len(self.documents))),
+            n_chunks=int(counts.get("chunks", len(self.chunks))),
+            n_references=int(counts.get("references", len(self.references))),
+            index_type=str(self.manifest.get("vector_index", {}).get("type", "flat")),
+            chunking=dict(self.manifest.get("chunking", {})),
+        )
+
+
+# ---------------------------------------------------------------- documents <-> JSON
+
+def document_to_dict(doc: Document) -> dict[str, Any]:
+    return {
+        "doc_id": doc.doc_id, "source": doc.source, "fmt": doc.fmt,
+        "content_hash": doc.content_hash, "page_starts": list(doc.page_starts),
+        "meta": doc.meta.to_dict(), "text": doc.text,
+    }
+
+
+def document_from_dict(d: dict[str, Any]) -> Document:
+    return Document(
+        doc_id=d["doc_id"], source=d["source"], text=d["text"], meta=DocMeta.from_dict(d["meta"]),
+        content_hash=d["content_hash"], fmt=d.get("fmt", "txt"),
+        page_starts=tuple(int(p) for p in d.get("page_starts") or ()),
+    )
+
+
+def _write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        for row in rows:
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def manifest_checksum(manifest: dict[str, Any]) -> str:
+    """sha256 of the manifest's canonical JSON without this field: detects hand edits."""
+    body = {k: v for k, v in manifest.items() if k != "checksum"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, ensure_ascii=False).encode("utf-8")).hexdigest()
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+# ---------------------------------------------------------------- FAISS
+
+def build_faiss(vectors: np.ndarray, settings: RetrievalSettings) -> tuple[Any, dict[str, Any]]:
+    """Exact inner-product search below `hnsw_threshold` vectors, HNSW at or above it
+    (docs/BENCHMARKS.md measures where exact search stops being fast enough)."""
+    import faiss
+
+    n, dim = vectors.shape
+    if n >= settings.hnsw_threshold:
+        index = faiss.IndexHNSWFlat(dim, settings.hnsw_m, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = settings.hnsw_ef_construction
+        index.hnsw.efSearch = settings.hnsw_ef_search
+        info = {"type": "hnsw", "m": settings.hnsw_m, "ef_construction": settings.hnsw_ef_construction,
+                "ef_search": settings.hnsw_ef_search, "threshold": settings.hnsw_threshold}
+    else:
+        index = faiss.IndexFlatIP(dim)
+        info = {"type": "flat", "threshold": settings.hnsw_threshold}
+    if n:
+        index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+    return index, info
+
+
+# ---------------------------------------------------------------- write
+
+def write_index(
+    dest: Path,
+    *,
+    manifest: dict[str, Any],
+    documents: list[Document],
+    chunks: list[Chunk],
+    embed_keys: list[str],
+    search_texts: list[str],
+    vectors: np.ndarray,
+    references: list[Reference],
+    retrieval: RetrievalSettings,
+) -> dict[str, Any]:
+    """Write a complete index into the empty folder `dest`; return the manifest written.
+    `search_texts[i]` is what BM25 indexes for chunk i (the same text that was embedded)."""
+    import bm25s
+    import faiss
+
+    from kb.bm25 import TOKENIZER_DESCRIPTION, tokenize
+
+    if not (len(chunks) == len(embed_keys) == len(search_texts) == vectors.shape[0]):
+        raise ValueError("chunks, keys, texts and vectors must line up")
+    dest.mkdir(parents=True, exist_ok=True)
+    _write_jsonl(dest / DOCUMENTS, (document_to_dict(d) for d in documents))
+    _write_jsonl(dest / CHUNKS, ({**c.to_dict(), "embed_key": k} for c, k in zip(chunks, embed_keys)))
+    _write_jsonl(dest / REFERENCES, (r.to_dict() for r in references))
+    np.save(dest / VECTORS, np.ascontiguousarray(vectors, dtype=np.float32), allow_pickle=False)
+    index, vector_info = build_faiss(vectors, retrieval)
+    faiss.write_index(index, str(dest / FAISS))
+
+    bm25_dir = dest / BM25_DIR
+    retriever = bm25s.BM25()
+    if chunks:
+        retriever.index(tokenize(search_texts), show_progress=False)
+    retriever.save(str(bm25_dir), allow_pickle=False)
+
+    files = {}
+    for p in sorted(dest.rglob("*")):
+        if p.is_file() and p.name != MANIFEST:
+            rel = p.relative_to(dest).as_posix()
+            files[rel] = {"sha256": _sha256(p), "bytes": p.stat().st_size}
+    full = {
+        **manifest,
+        "format_version": INDEX_FORMAT_VERSION,
+        "vector_index": vector_info,
+        "bm25": {"tokenizer": TOKENIZER_DESCRIPTION, "empty": not chunks},
+        "counts": {"documents": len(documents), "chunks": len(chunks), "references": len(references)},
+        "files": files,
+    }
+    full["checksum"] = manifest_checksum(full)
+    tmp = dest / (MANIFEST + ".tmp")
+    tmp.write_text(json.dumps(full, indent=2, ensure_ascii=False), encoding="utf-8")
+    os.replace(tmp, dest / MANIFEST)  # the manifest is written last: its presence = complete
+    return full
+
+
+# ---------------------------------------------------------------- publish (atomic swap)
+
+def new_build_dir(index_dir: Path) -> Path:
+    """A fresh sibling folder to build into; never visible under `index_dir` until published."""
+    index_dir = Path(index_dir)
+    index_dir.parent.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return index_dir.parent / f"{index_dir.name}.v-{stamp}-{uuid.uuid4().hex[:8]}"
+
+
+def publish(build_dir: Path, index_dir: Path) -> Path:
+    """Point `index_dir` at `build_dir` with one atomic rename of a symlink, then remove
+    versions older than the one just replaced (kept for readers that still hold it)."""
+    index_dir = Path(index_dir)
+    previous = index_dir.resolve() if index_dir.is_symlink() else None
+    if index_dir.exists() and not index_dir.is_symlink():
+        # An index folder from a plain copy: move it aside to become a version like the others.
+        legacy = index_dir.parent / f"{index_dir.name}.v-legacy-{uuid.uuid4().hex[:8]}"
+        os.replace(index_dir, legacy)
+        previous = legacy
+    link_tmp = index_dir.parent / f".{index_dir.name}.link-{uuid.uuid4().hex[:8]}"
+    os.symlink(build_dir.name, link_tmp)
+    os.replace(link_tmp, index_dir)
+    keep = {build_dir.resolve(), previous}
+    for old in index_dir.parent.glob(f"{index_dir.name}.v-*"):
+        if old.resolve() not in keep and old.is_dir():
+            shutil.rmtree(old, ignore_errors=True)
+    return build_dir
+
+
+def discard(build_dir: Path) -> None:
+    shutil.rmtree(build_dir, ignore_errors=True)
+
+
+def remove_stale_builds(index_dir: Path) -> None:
+    """Folders left by an interrupted build (no manifest, not published) are deleted."""
+    index_dir = Path(index_dir)
+    current = index_dir.resolve() if index_dir.exists() else None
+    for d in index_dir.parent.glob(f"{index_dir.name}.v-*"):
+        if d.is_dir() and d.resolve() != current and not (d / MANIFEST).exists():
+            shutil.rmtree(d, ignore_errors=True)
+
+
+# ---------------------------------------------------------------- read
+
+def read_manifest(index_dir: Path) -> dict[str, Any]:
+    index_dir = Path(index_dir)
+    path = index_dir / MANIFEST
+    if not index_dir.exists():
+        raise IndexMissingError(f"no index at {index_dir}: build it with `make ingest` "
+                                "(or `python -m ingest`)")
+    if not path.is_file():
+        raise IndexFormatError(f"index at {index_dir} is unusable: {MANIFEST} is missing "
+                               "(rebuild with `make ingest`)")
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise IndexFormatError(f"index at {index_dir} is unusable: {MANIFEST} is corrupted ({e})") from e
+    if not isinstance(manifest, dict):
+        raise IndexFormatError(f"index at {index_dir} is unusable: {MANIFEST} is not a JSON object")
+    version = manifest.get("format_version")
+    if version != INDEX_FORMAT_VERSION:
+        raise IndexFormatError(
+            f"index at {index_dir} has format version {version!r}; this program reads version "
+            f"{INDEX_FORMAT_VERSION} (rebuild with `make ingest`)")
+    if manifest.get("checksum") != manifest_checksum(manifest):
+        raise IndexFormatError(f"index at {index_dir} is unusable: {MANIFEST} was modified after "
+                               "the build (checksum mismatch; rebuild with `make ingest`)")
+    for key in ("embedding", "files", "sources", "counts", "vector_index"):
+        if key not in manifest:
+            raise IndexFormatError(f"index at {index_dir} is unusable: {MANIFEST} lacks {key!r}")
+    return manifest
+
+
+def verify_files(index_dir: Path, manifest: dict[str, Any]) -> None:
+    for rel, meta in manifest["files"].items():
+        p = index_dir / rel
+        if not p.is_file():
+            raise IndexFormatError(f"index at {index_dir} is unusable: file {rel} is missing "
+                                   "(rebuild with `make ingest`)")
+        if p.stat().st_size != meta.get("bytes") or _sha256(p) != meta.get("sha256"):
+            raise IndexFormatError(f"index at {index_dir} is unusable: file {rel} is corrupted "
+                                   "(checksum differs from the manifest; rebuild with `make ingest`)")
+
+
+def read_index(index_dir: Path, expected_model: str | None = None) -> IndexContents:
+    """Open an index, checking format version, model and every file's checksum first."""
+    import bm25s
+    import faiss
+
+    index_dir = Path(index_dir)
+    resolved = index_dir.resolve()
+    manifest = read_manifest(resolved if resolved.exists() else index_dir)
+    model = manifest["embedding"].get("model")
+    if expected_model is not None and model != expected_model:
+        raise ModelMismatchError(
+            f"index at {index_dir} was built with embedding model {model!r}, "
+            f"but {expected_model!r} was asked for (rebuild with `make ingest`)")
+    verify_files(resolved, manifest)
+    try:
+        documents = {d.source: d for d in map(document_from_dict, _read_jsonl(resolved / DOCUMENTS))}
+        rows = _read_jsonl(resolved / CHUNKS)
+        chunks = [Chunk.from_dict(r) for r in rows]
+        keys = [r.get("embed_key", "") for r in rows]
+        references = [Reference.from_dict(r) for r in _read_jsonl(resolved / REFERENCES)]
+        vectors = np.load(resolved / VECTORS, allow_pickle=False)
+        faiss_index = faiss.read_index(str(resolved / FAISS))
+        if manifest["vector_index"].get("type") == "hnsw":
+            faiss_index.hnsw.efSearch = int(manifest["vector_index"].get("ef_search", 128))
+        bm25 = None if manifest.get("bm25", {}).get("empty") else bm25s.BM25.load(
+            str(resolved / BM25_DIR), allow_pickle=False)
+    except (OSError, ValueError, KeyError, RuntimeError, json.JSONDecodeError) as e:
+        raise IndexFormatError(f"index at {index_dir} is unusable: {e}") from e
+    dim = int(manifest["embedding"]["dim"])
+    if vectors.shape != (len(chunks), dim) or faiss_index.ntotal != len(chunks):
+        raise IndexFormatError(f"index at {index_dir} is unusable: {len(chunks)} chunks but "
+                               f"vectors {vectors.shape} / FAISS {faiss_index.ntotal}")
+    return IndexContents(resolved, manifest, documents, chunks, keys, vectors, faiss_index, bm25,
+                         references)

@@ -1,0 +1,299 @@
+"""The data types every layer passes around (ingest -> kb -> ui).
+
+All are frozen dataclasses so a value can be shared between threads (Streamlit sessions)
+and cached without defensive copies. Offsets are character offsets into `Document.text`.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+Span = tuple[int, int]
+
+
+@dataclass(frozen=True)
+class DocMeta:
+    """Catalogue metadata of one source document; empty string / None = unknown."""
+
+    title: str = ""
+    authors: tuple[str, ...] = ()
+    year: int | None = None
+    publisher: str = ""  # journal or publishing organisation
+    doi: str = ""
+    pmid: str = ""
+    url: str = ""
+    doc_type: str = ""  # guideline summary, review, case report, patient information, ...
+    evidence_level: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["authors"] = list(self.authors)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "DocMeta":
+        year = d.get("year")
+        return cls(
+            title=str(d.get("title") or ""),
+            authors=tuple(str(a) for a in (d.get("authors") or ())),
+            year=int(year) if year not in (None, "") else None,
+            publisher=str(d.get("publisher") or ""),
+            doi=str(d.get("doi") or ""),
+            pmid=str(d.get("pmid") or ""),
+            url=str(d.get("url") or ""),
+            doc_type=str(d.get("doc_type") or ""),
+            evidence_level=str(d.get("evidence_level") or ""),
+        )
+
+
+@dataclass(frozen=True)
+class Document:
+    """One source document. `text` is what every offset refers to: the decoded file text for
+    text formats, the extracted text for HTML/PDF/PubMed (pages joined by a form feed)."""
+
+    doc_id: str
+    source: str  # path relative to corpus/, posix separators
+    text: str
+    meta: DocMeta
+    content_hash: str  # sha256 of the raw source bytes
+    fmt: str = "txt"
+    page_starts: tuple[int, ...] = ()  # offset at which each page begins (PDF only)
+
+    @property
+    def title(self) -> str:
+        return self.meta.title
+
+    def page_at(self, offset: int) -> int | None:
+        """1-based page number containing `offset`, or None for unpaged documents."""
+        if not self.page_starts:
+            return None
+        page = 0
+        for i, start in enumerate(self.page_starts):
+            if start <= offset:
+                page = i
+            else:
+                break
+        return page + 1
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A retrievable passage: `text == document.text[start:end]` exactly."""
+
+    chunk_id: str
+    doc_id: str
+    source: str
+    text: str
+    start: int
+    end: int
+    section: str = ""
+    page: int | None = None
+    sentences: tuple[Span, ...] = ()  # absolute offsets of each sentence inside the chunk
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["sentences"] = [list(s) for s in self.sentences]
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Chunk":
+        return cls(
+            chunk_id=d["chunk_id"],
+            doc_id=d["doc_id"],
+            source=d["source"],
+            text=d["text"],
+            start=int(d["start"]),
+            end=int(d["end"]),
+            section=d.get("section") or "",
+            page=d.get("page"),
+            sentences=tuple((int(a), int(b)) for a, b in d.get("sentences") or ()),
+        )
+
+
+@dataclass(frozen=True)
+class Reference:
+    """One entry of a document's reference list, parsed; kept out of passage retrieval."""
+
+    ref_id: str
+    doc_id: str
+    source: str
+    n: int  # 1-based position in the list
+    raw: str  # == document.text[start:end]
+    start: int
+    end: int
+    authors: tuple[str, ...] = ()
+    title: str = ""
+    journal: str = ""
+    year: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["authors"] = list(self.authors)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Reference":
+        return cls(
+            ref_id=d["ref_id"],
+            doc_id=d["doc_id"],
+            source=d["source"],
+            n=int(d["n"]),
+            raw=d["raw"],
+            start=int(d["start"]),
+            end=int(d["end"]),
+            authors=tuple(d.get("authors") or ()),
+            title=d.get("title") or "",
+            journal=d.get("journal") or "",
+            year=d.get("year"),
+        )
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Restricts retrieval to documents whose catalogue metadata matches (empty = any)."""
+
+    doc_types: tuple[str, ...] = ()
+    evidence_levels: tuple[str, ...] = ()
+    year_min: int | None = None
+    year_max: int | None = None
+    sources: tuple[str, ...] = ()
+
+    def is_empty(self) -> bool:
+        return self == Filters()
+
+    def accepts(self, meta: DocMeta, source: str = "") -> bool:
+        if self.doc_types and meta.doc_type not in self.doc_types:
+            return False
+        if self.evidence_levels and meta.evidence_level not in self.evidence_levels:
+            return False
+        if self.year_min is not None and (meta.year is None or meta.year < self.year_min):
+            return False
+        if self.year_max is not None and (meta.year is None or meta.year > self.year_max):
+            return False
+        if self.sources and source not in self.sources:
+            return False
+        return True
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A retrieved chunk with its fused score and the per-retriever evidence behind it."""
+
+    chunk: Chunk
+    score: float
+    rank: int
+    dense_score: float | None = None
+    bm25_score: float | None = None
+
+
+@dataclass(frozen=True)
+class Citation:
+    """A quoted span: `quote == document.text[start:end]`. `n` matches `[n]` in the answer."""
+
+    n: int
+    source: str
+    title: str
+    quote: str
+    start: int
+    end: int
+    score: float
+    evidence: str = ""
+    doc_type: str = ""
+    year: int | None = None
+    section: str = ""
+    chunk_id: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class AnswerSentence:
+    """One sentence of an answer with the citation numbers that support it."""
+
+    text: str
+    citations: tuple[int, ...]
+    section: str = ""
+    supported: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["citations"] = list(self.citations)
+        return d
+
+
+@dataclass(frozen=True)
+class ComparisonRow:
+    entity: str
+    finding: str
+    figure: str
+    source: str
+    evidence: str
+    n: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Answer:
+    question: str
+    text: str
+    citations: tuple[Citation, ...] = ()
+    abstained: bool = False
+    sentences: tuple[AnswerSentence, ...] = ()
+    comparison: tuple[ComparisonRow, ...] = ()
+    notes: tuple[str, ...] = ()  # e.g. "Sources differ: ..." or a fallback note
+    search_terms: tuple[str, ...] = ()
+    closest: tuple[Citation, ...] = ()  # when abstained: what was found but judged not relevant
+    mode: str = "extractive"
+    error: str = ""  # set for rejected questions (empty, too long); text then explains
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "question": self.question,
+            "answer": self.text,
+            "abstained": self.abstained,
+            "citations": [c.to_dict() for c in self.citations],
+            "sentences": [s.to_dict() for s in self.sentences],
+            "comparison": [r.to_dict() for r in self.comparison],
+            "notes": list(self.notes),
+            "search_terms": list(self.search_terms),
+            "closest": [c.to_dict() for c in self.closest],
+            "mode": self.mode,
+            "error": self.error,
+        }
+
+
+@dataclass(frozen=True)
+class IndexInfo:
+    """What the manifest says about an opened index (for the UI's corpus overview)."""
+
+    path: str
+    format_version: int
+    model_name: str
+    dim: int
+    build_time: str
+    n_documents: int
+    n_chunks: int
+    n_references: int
+    index_type: str
+    chunking: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Query:
+    """A question after query understanding: what each retriever is given."""
+
+    text: str  # as asked
+    dense_text: str = ""  # what is embedded ("" = text)
+    bm25_terms: tuple[str, ...] = ()  # extra terms for BM25: expanded abbreviations, synonyms
+    filters: Filters = field(default_factory=Filters)
+
+    @property
+    def embed_text(self) -> str:
+        return self.dense_text or self.text
+
+    @property
+    def bm25_text(self) -> str:
+        return " ".join((self.text, *self.bm25_terms))
