@@ -23,7 +23,7 @@ ingest: $(STAMP)
 	$(PY) -m ingest
 
 run: ingest
-	$(PY) -m streamlit run ui/app.py --server.port $(PORT)
+	PYTHONPATH=$(CURDIR) $(PY) -m streamlit run ui/app.py --server.port $(PORT)
 
 # Debian's chromium for the end-to-end browser test (a browser download fails on this network).
 browser:

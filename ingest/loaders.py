@@ -151,12 +151,12 @@ def _human_size(n: int) -> str:
 
 # Signatures of common binary formats, so a misnamed file gets a helpful message.
 _MAGIC: tuple[tuple[bytes, str], ...] = (
-    (b"%PDF-", "a PDF"),
-    (b"PK\x03\x04", "a ZIP/Office document"),
+    (b"%PDF-", "a PDF file"),
+    (b"PK\x03\x04", "a ZIP or Office file"),
     (b"\x89PNG", "a PNG image"),
     (b"\xff\xd8\xff", "a JPEG image"),
     (b"GIF8", "a GIF image"),
-    (b"\xd0\xcf\x11\xe0", "an old Office document"),
+    (b"\xd0\xcf\x11\xe0", "an old-style Office file"),
     (b"\x1f\x8b", "a gzip archive"),
 )
 _CONTROL_SHARE_LIMIT = 0.10  # above this share of control characters, it is not text
@@ -182,7 +182,7 @@ def _decode_text(name: str, data: bytes, *, check_magic: bool = True) -> tuple[s
         if check_magic:
             for magic, what in _MAGIC:
                 if data.startswith(magic):
-                    raise SourceError(name, f"binary content in a text file (looks like {what} file)")
+                    raise SourceError(name, f"binary content in a text file (looks like {what})")
         if b"\x00" in data:
             raise SourceError(name, "binary content in a text file (NUL bytes)")
         try:
@@ -278,7 +278,6 @@ _HTML_PARA = frozenset(
 _HTML_LINE = frozenset({"li", "tr", "dt", "dd", "figcaption", "caption", "summary", "legend"})
 _HTML_CELLS = frozenset({"td", "th"})
 _META_CHARSET_RE = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.I)
-_DISPLAY_NONE_RE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.I)
 
 
 def _load_html(name: str, data: bytes) -> LoadedText:
@@ -304,6 +303,8 @@ def _decode_html(name: str, data: bytes) -> tuple[str, list[str]]:
             codec = codecs.lookup(declared).name
         except LookupError:
             codec = ""
+        if codec in ("latin-1", "iso8859-1", "ascii"):
+            codec = "cp1252"  # what browsers do (WHATWG Encoding): these labels mean cp1252
         # A declared UTF-8 page goes through the usual chain (it handles mislabelled pages).
         if codec and codec not in ("utf-8", "utf-16", "utf-16-le", "utf-16-be"):
             if b"\x00" in data:
@@ -319,13 +320,13 @@ def _decode_html(name: str, data: bytes) -> tuple[str, list[str]]:
     return _decode_text(name, data, check_magic=False)
 
 
-def _is_hidden(tag: object) -> bool:
+def _is_furniture_role(tag: object) -> bool:
+    """<div role="navigation"> etc. are nav/header/footer/aside by another name.
+
+    Hidden elements (hidden, aria-hidden, display:none) are deliberately kept: on medical
+    sites they are mostly collapsed accordion panels (FAQ answers), i.e. real content."""
     attrs = getattr(tag, "attrs", None) or {}
-    if "hidden" in attrs or str(attrs.get("aria-hidden", "")).lower() == "true":
-        return True
-    if str(attrs.get("role", "")).lower() in _HTML_DROP_ROLES:
-        return True
-    return bool(_DISPLAY_NONE_RE.search(str(attrs.get("style", ""))))
+    return str(attrs.get("role", "")).lower() in _HTML_DROP_ROLES
 
 
 class _TextWriter:
@@ -410,7 +411,7 @@ def _html_text(soup: object) -> str:
         if node is not soup:
             if tag_name in _HTML_DROP and not _kept_header(node, tag_name):
                 continue
-            if _is_hidden(node):
+            if _is_furniture_role(node):
                 continue
         if tag_name == "br":
             out.line_break()
@@ -469,9 +470,16 @@ def _html_meta(soup: object) -> DocMeta:
         if t is not None:
             title = _clean(t.get_text(" "))
     if not title:
-        h1 = soup.find("h1")  # type: ignore[attr-defined]
-        if h1 is not None:
-            title = _clean(h1.get_text(" "))
+        # Not a site logo in the page banner: the first h1 that is part of the text.
+        for h1 in soup.find_all("h1"):  # type: ignore[attr-defined]
+            if not any(
+                (p.name in _HTML_DROP and not _kept_header(p, p.name)) or _is_furniture_role(p)
+                for p in h1.parents
+                if p.name
+            ):
+                title = _clean(h1.get_text(" "))
+                if title:
+                    break
     authors = tuple(dict.fromkeys(_meta_values(soup, "citation_author", "dc.creator")))
     year = None
     for value in _meta_values(

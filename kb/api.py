@@ -70,10 +70,18 @@ class KnowledgeBase:
         q = query if isinstance(query, Query) else self.understand(query, filters)
         return self.retriever.search(q, k)
 
-    def ask(self, question: str, filters: Filters | None = None) -> Answer:
+    def ask(self, question: str, filters: Filters | None = None, *, chat_model: Any = None) -> Answer:
+        """Extractive answer by default; with a chat model (given here or configured by
+        FSGS_KB_LLM) the model writes prose that is then verified sentence by sentence, and the
+        extractive answer is returned instead if the model fails."""
         from kb.answer import answer
 
-        return answer(self, question, filters)
+        extractive = answer(self, question, filters)
+        if chat_model is None and not self.settings.llm.enabled:
+            return extractive
+        from kb.llm import answer_with_llm
+
+        return answer_with_llm(self, question, extractive, filters, chat_model=chat_model)
 
     def as_retriever(self, k: int = 5, filters: Filters | None = None) -> "BaseRetriever":
         from kb.lc import KBRetriever

@@ -169,7 +169,8 @@ HTML = """<!DOCTYPE html>
 <div>Remission<br>is defined by proteinuria.</div>
 <noscript>NOSCRIPT_TEXT</noscript><aside>ASIDE_TEXT</aside>
 <form><label>FORM_TEXT</label><input name="q"></form>
-<div hidden>HIDDEN_TEXT</div><!-- COMMENT_TEXT -->
+<div role="navigation">ROLE_NAV_TEXT</div><!-- COMMENT_TEXT -->
+<div class="accordion-panel" hidden>Collapsed answer stays.</div>
 </main>
 <footer>FOOTER_TEXT</footer>
 </body></html>
@@ -182,7 +183,7 @@ def test_html_extracts_readable_text(tmp_path: Path) -> None:
     assert doc.fmt == "html"
     assert doc.meta.title == "FSGS treatment | Kidney Clinic"
     for gone in ("SCRIPT_TEXT", "NAV_TEXT", "Site banner", "NOSCRIPT_TEXT", "ASIDE_TEXT",
-                 "FORM_TEXT", "HIDDEN_TEXT", "COMMENT_TEXT", "FOOTER_TEXT", "color: red"):
+                 "FORM_TEXT", "ROLE_NAV_TEXT", "COMMENT_TEXT", "FOOTER_TEXT", "color: red"):
         assert gone not in text
     assert "<" not in text and ">" not in text
     lines = text.split("\n")
@@ -194,12 +195,17 @@ def test_html_extracts_readable_text(tmp_path: Path) -> None:
     assert "-" not in lines  # the empty list item leaves nothing
     assert "Drug | Dose" in lines and "Prednisone | 1 mg/kg" in lines
     assert "Remission" in lines and "is defined by proteinuria." in lines
+    assert "Collapsed answer stays." in lines  # collapsed accordion panels are content
     assert "\n\n\n" not in text
     assert text == text.strip()
 
 
 def test_html_title_falls_back_to_h1_and_reads_citation_meta(tmp_path: Path) -> None:
-    doc = load_one(write(tmp_path, "a.htm", "<html><body><h1>Only <em>H1</em></h1><p>x y</p></body></html>"))
+    page_html = (
+        "<html><body><header><h1>Site logo</h1></header>"
+        "<h1>Only <em>H1</em></h1><p>x y</p></body></html>"
+    )
+    doc = load_one(write(tmp_path, "a.htm", page_html))
     assert doc.meta.title == "Only H1"
     scholarly = """<html><head><title>Site | Journal</title>
     <meta name="citation_title" content="Collapsing FSGS">

@@ -1,0 +1,33 @@
+"""Test doubles: a deterministic, dependency-free embedder (hashed bag of words)."""
+from __future__ import annotations
+
+import hashlib
+import re
+from typing import Sequence
+
+import numpy as np
+
+FAKE_MODEL_NAME = "test/fake-hashing-embedder"
+
+
+class FakeEmbedder:
+    """Same text -> same vector; texts sharing words -> similar vectors. 64 dimensions."""
+
+    name = FAKE_MODEL_NAME
+    dim = 64
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.texts_encoded = 0
+
+    def encode(self, texts: Sequence[str], *, batch_size: int = 64, show_progress: bool = False) -> np.ndarray:
+        self.calls += 1
+        self.texts_encoded += len(texts)
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for word in re.findall(r"\w+", text.lower()):
+                h = int(hashlib.md5(word.encode("utf-8")).hexdigest(), 16)
+                out[row, h % self.dim] += 1.0 if (h >> 8) % 2 else -1.0
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        norms[norms == 0] = 1.0
+        return out / norms
