@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from ingest.catalogue import read_catalogue
 from ingest.chunking import chunk_blocks, embedding_text
-from ingest.loaders import SUPPORTED_SUFFIXES, LoadedText, load_bytes, load_file
+from ingest.loaders import LoadedText, human_size, load_bytes, load_file
 from ingest.references import parse_references
 from ingest.structure import classify
 from kb import store
@@ -376,12 +376,10 @@ def add_file(
     settings = settings or get_settings()
     corpus_dir = Path(corpus_dir or settings.corpus_dir)
     safe = safe_file_name(name)
-    if Path(safe).suffix.lower() not in SUPPORTED_SUFFIXES:
-        raise UnsupportedFormatError(safe, f"unsupported file type {Path(safe).suffix or '(none)'!r}")
     if len(data) > settings.max_file_bytes:
-        raise SourceError(safe, f"file is {len(data) / 1e6:.1f} MB, above the "
-                                f"{settings.max_file_bytes / 1e6:.0f} MB limit")
-    load_bytes(safe, data)  # raises SourceError for empty/binary/corrupt input
+        raise SourceError(safe, f"file is {human_size(len(data))}, above the "
+                                f"{human_size(settings.max_file_bytes)} limit")
+    load_bytes(safe, data)  # raises SourceError for unsupported/empty/binary/corrupt input
     digest = _sha256(data)
     for existing in corpus_files(corpus_dir, settings):
         if _file_hash(existing, settings.max_file_bytes) == digest:

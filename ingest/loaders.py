@@ -115,7 +115,7 @@ def load_file(path: Path, max_bytes: int) -> list[LoadedText]:
         raise SourceError(name, "cannot read file: not a regular file")
     if st.st_size > max_bytes:
         raise SourceError(
-            name, f"file is {_human_size(st.st_size)}, above the {_human_size(max_bytes)} limit"
+            name, f"file is {human_size(st.st_size)}, above the {human_size(max_bytes)} limit"
         )
     try:
         with path.open("rb") as fh:
@@ -128,7 +128,7 @@ def load_file(path: Path, max_bytes: int) -> list[LoadedText]:
     except OSError as exc:
         raise SourceError(name, f"cannot read file: {_os_reason(exc)}") from None
     if len(data) > max_bytes:
-        raise SourceError(name, f"file is larger than the {_human_size(max_bytes)} limit")
+        raise SourceError(name, f"file is larger than the {human_size(max_bytes)} limit")
     return load_bytes(name, data)
 
 
@@ -136,7 +136,7 @@ def _os_reason(exc: OSError) -> str:
     return (exc.strerror or str(exc)).lower()
 
 
-def _human_size(n: int) -> str:
+def human_size(n: int) -> str:
     if n < 1024:
         return f"{n} bytes"
     if n < 1024 * 1024:
