@@ -48,6 +48,16 @@ class AnswerSettings:
     max_question_chars: int = 2_000
     abstain_threshold: float = 0.35  # calibrated on the gold set (see docs/EVALUATION.md)
     max_sentences: int = 8
+    # Extractive answerer (kb/answer*.py); thresholds calibrated on eval/gold.yaml.
+    min_dense_score: float = 0.15  # best chunk cosine below this: off-topic, abstain
+    relative_floor: float = 0.5  # keep sentences scoring at least this x the best one
+    per_source: int = 3  # sentences per document in a plain answer
+    section_sentences: int = 3  # sentences per entity section of a comparison
+    section_per_source: int = 2
+    retrieval_k: int = 14  # chunks from hybrid search whose sentences are scored
+    max_disagreements: int = 3
+    rows_per_entity: int = 3  # comparison table rows per entity
+    closest: int = 3  # closest passages listed when abstaining
 
 
 @dataclass(frozen=True)
@@ -57,6 +67,12 @@ class LLMSettings:
     model: str = ""  # e.g. "ollama:llama3.1" or "openai:gpt-4o-mini" (init_chat_model syntax)
     base_url: str = ""  # OpenAI-compatible server, e.g. http://localhost:8000/v1
     timeout_s: float = 60.0
+    max_passages: int = 6  # retrieved hits shown to the model as numbered passages
+    max_sentences: int = 8  # asked of the model; longer answers are still verified in full
+    temperature: float = 0.0
+    # Sentence verification (kb/verify.py); calibrated on tests/test_llm.py, see docs/LLM.md.
+    support_threshold: float = 0.7  # min share of a sentence's content words found in its sources
+    embedding_weight: float = 0.0  # share of embedding similarity in that score; 0 = lexical only
 
     @property
     def enabled(self) -> bool:
