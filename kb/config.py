@@ -34,8 +34,10 @@ class ChunkSettings:
 
 @dataclass(frozen=True)
 class RetrievalSettings:
-    candidates: int = 50  # per retriever, before fusion
-    rrf_k: int = 60  # reciprocal rank fusion constant (Cormack et al. 2009)
+    candidates: int = 100  # per retriever, before fusion (and the range the scores are normalised on)
+    fusion: str = "convex"  # "convex": weighted min-max normalised scores; "rrf": reciprocal rank
+    dense_weight: float = 0.5  # convex fusion: chosen on the SciFact training claims (docs/EVALUATION.md)
+    rrf_k: int = 60  # reciprocal rank fusion constant (Cormack et al. 2009), when fusion == "rrf"
     max_per_document: int = 3  # diversity: one long document cannot crowd out the others
     hnsw_threshold: int = 200_000  # vectors; at or above this, ingestion builds HNSW, not flat
     hnsw_m: int = 32
@@ -58,6 +60,7 @@ class AnswerSettings:
     max_disagreements: int = 3
     rows_per_entity: int = 3  # comparison table rows per entity
     closest: int = 3  # closest passages listed when abstaining
+    max_list_chars: int = 600  # a whole short list is quoted when its intro is what is asked
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,7 @@ class LLMSettings:
     model: str = ""  # e.g. "ollama:llama3.1" or "openai:gpt-4o-mini" (init_chat_model syntax)
     base_url: str = ""  # OpenAI-compatible server, e.g. http://localhost:8000/v1
     timeout_s: float = 60.0
+    api_key: str = field(default="", repr=False)  # for OpenAI-compatible servers that want one
     max_passages: int = 6  # retrieved hits shown to the model as numbered passages
     max_sentences: int = 8  # asked of the model; longer answers are still verified in full
     temperature: float = 0.0
@@ -93,8 +97,12 @@ class Settings:
             model=os.environ.get("FSGS_KB_LLM", ""),
             base_url=os.environ.get("FSGS_KB_LLM_BASE_URL", ""),
             timeout_s=float(os.environ.get("FSGS_KB_LLM_TIMEOUT", "60")),
+            api_key=os.environ.get("FSGS_KB_LLM_API_KEY", ""),
         )
     )
+    # "package.module:callable" returning an Embedder used instead of the model the index
+    # records: a test hook (the UI tests use tests.fakes:FakeEmbedder); empty in normal use.
+    embedder_factory: str = field(default_factory=lambda: os.environ.get("FSGS_KB_EMBEDDER", ""))
     max_file_bytes: int = 50 * 1024 * 1024  # larger sources are refused, to bound memory
 
     @property

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextvars
 import logging
-import os
 import re
 import secrets
 import threading
@@ -30,7 +29,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-API_KEY_ENV = "FSGS_KB_LLM_API_KEY"  # for OpenAI-compatible servers; many local ones ignore it
 UNSUPPORTED_MARK = "[unsupported]"
 NO_ANSWER = "The passages do not answer this question."
 
@@ -102,7 +100,7 @@ def resolve_chat_model(settings: LLMSettings) -> "BaseChatModel":
     if settings.base_url and provider in (None, "openai"):
         # Any OpenAI-compatible server (vLLM, llama.cpp, LM Studio, Ollama's /v1).
         provider = "openai"
-        kwargs.update(base_url=settings.base_url, api_key=os.environ.get(API_KEY_ENV) or "not-needed")
+        kwargs.update(base_url=settings.base_url, api_key=settings.api_key or "not-needed")
     elif settings.base_url:
         kwargs["base_url"] = settings.base_url  # e.g. a remote Ollama host
     if provider == "openai":

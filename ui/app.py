@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import importlib
 import logging
-import os
 import sys
 import threading
 from dataclasses import replace
@@ -39,7 +38,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-EMBEDDER_ENV = "FSGS_KB_EMBEDDER"
+EMBEDDER_ENV = "FSGS_KB_EMBEDDER"  # read through Settings.embedder_factory
 EXAMPLES = (
     "Compare remission rates for CNIs versus rituximab",
     "What trough level should tacrolimus be kept at?",
@@ -86,7 +85,7 @@ def _cached_embedder(model_name: str, spec: str) -> "Embedder":
 
 
 def get_embedder(model_name: str) -> "Embedder":
-    spec = os.environ.get(EMBEDDER_ENV, "")
+    spec = get_settings().embedder_factory
     return _cached_embedder("" if spec else model_name, spec)
 
 
@@ -116,7 +115,7 @@ def load_base(settings: Settings) -> tuple["KnowledgeBase | None", str]:
     """The shared KnowledgeBase, or None and a message saying what is wrong."""
     try:
         version, checksum = _index_version(settings.index_dir)
-        return _open_kb(version, checksum, os.environ.get(EMBEDDER_ENV, "")), ""
+        return _open_kb(version, checksum, get_settings().embedder_factory), ""
     except KBError as e:
         return None, str(e)
     except Exception as e:  # e.g. a model that fails to load: say so, keep the page up
@@ -136,7 +135,7 @@ def _build_settings(base: "KnowledgeBase | None", settings: Settings) -> Setting
     """Ingest with the model the current index was built with (or the hook's, for a new one)."""
     if base is not None:
         return replace(settings, model_name=base.info.model_name)
-    if os.environ.get(EMBEDDER_ENV):
+    if get_settings().embedder_factory:
         return replace(settings, model_name=get_embedder("").name)
     return settings
 
