@@ -124,7 +124,7 @@ def corpus_files(corpus_dir: Path, settings: Settings) -> list[Path]:
     return out
 
 
-def _file_hash(path: Path, max_bytes: int) -> str | None:
+def _file_hash(path: Path) -> str | None:
     """sha256 of a file streamed in blocks (bounded memory); None if it cannot be read."""
     h = hashlib.sha256()
     try:
@@ -147,7 +147,7 @@ def load_corpus(corpus_dir: Path, settings: Settings) -> tuple[list[Document], l
         source = path.relative_to(corpus_dir).as_posix()
         try:
             loaded = load_file(path, settings.max_file_bytes)
-            content_hash = _file_hash(path, settings.max_file_bytes) or ""
+            content_hash = _file_hash(path) or ""
         except UnsupportedFormatError as e:
             skipped.append(SkippedFile(source, e.reason))
             logger.warning("skipped %s: %s", source, e.reason)
@@ -201,12 +201,12 @@ def is_up_to_date(corpus_dir: Path, index_dir: Path, settings: Settings) -> bool
     if manifest.get("fingerprint") != _fingerprint(settings, settings.model_name):
         return False
     cat = settings.catalogue_path
-    cat_hash = _file_hash(cat, settings.max_file_bytes) if cat.exists() else ""
+    cat_hash = _file_hash(cat) if cat.exists() else ""
     if manifest.get("catalogue_sha256", "") != cat_hash:
         return False
     seen = {}
     for path in corpus_files(corpus_dir, settings):
-        seen[path.relative_to(corpus_dir).as_posix()] = _file_hash(path, settings.max_file_bytes)
+        seen[path.relative_to(corpus_dir).as_posix()] = _file_hash(path)
     return seen == manifest.get("input_files", {})
 
 
@@ -343,9 +343,9 @@ def ingest_corpus(
             seconds=time.perf_counter() - started, up_to_date=True)
     docs, skipped, warnings = load_corpus(corpus_dir, settings)
     cat = settings.catalogue_path
-    input_files = {p.relative_to(corpus_dir).as_posix(): _file_hash(p, settings.max_file_bytes)
+    input_files = {p.relative_to(corpus_dir).as_posix(): _file_hash(p)
                    for p in corpus_files(corpus_dir, settings)}
-    extra = {"catalogue_sha256": _file_hash(cat, settings.max_file_bytes) if cat.exists() else "",
+    extra = {"catalogue_sha256": _file_hash(cat) if cat.exists() else "",
              "input_files": input_files}
     return build_index(docs, index_dir, embedder=embedder, settings=settings, skipped=skipped,
                        warnings=warnings, extra_manifest=extra, show_progress=show_progress,
@@ -382,7 +382,7 @@ def add_file(
     load_bytes(safe, data)  # raises SourceError for unsupported/empty/binary/corrupt input
     digest = _sha256(data)
     for existing in corpus_files(corpus_dir, settings):
-        if _file_hash(existing, settings.max_file_bytes) == digest:
+        if _file_hash(existing) == digest:
             raise SourceError(safe, f"duplicate of {existing.relative_to(corpus_dir).as_posix()} (same content)")
     target = corpus_dir / safe
     stem, suffix, n = target.stem, target.suffix, 1
