@@ -48,13 +48,13 @@ class RetrievalSettings:
 @dataclass(frozen=True)
 class AnswerSettings:
     max_question_chars: int = 2_000
-    abstain_threshold: float = 0.35  # calibrated on the gold set (see docs/EVALUATION.md)
-    max_sentences: int = 8
+    abstain_threshold: float = 0.3  # calibrated on the gold set (see docs/EVALUATION.md)
+    max_sentences: int = 5  # quotes in a plain answer (a quote may hold adjacent sentences)
     # Extractive answerer (kb/answer*.py); thresholds calibrated on eval/gold.yaml.
     min_dense_score: float = 0.15  # best chunk cosine below this: off-topic, abstain
-    relative_floor: float = 0.5  # keep sentences scoring at least this x the best one
-    per_source: int = 3  # sentences per document in a plain answer
-    section_sentences: int = 3  # sentences per entity section of a comparison
+    relative_floor: float = 0.55  # keep sentences scoring at least this x the best one
+    per_source: int = 3  # quotes per document in a plain answer
+    section_sentences: int = 3  # quotes per entity section of a comparison
     section_per_source: int = 2
     retrieval_k: int = 14  # chunks from hybrid search whose sentences are scored
     max_disagreements: int = 3
