@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from functools import lru_cache
 from typing import Protocol, Sequence
 
@@ -13,6 +14,9 @@ from kb.config import DEFAULT_MODEL_DIM, DEFAULT_MODEL_NAME
 from kb.errors import KBError
 
 logger = logging.getLogger(__name__)
+
+_SMALL_BATCH = 4
+_THREADS_LOCK = threading.Lock()  # torch's thread count is process-wide
 
 
 class Embedder(Protocol):
@@ -60,6 +64,21 @@ class SentenceTransformerEmbedder:
                show_progress: bool = False) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
+        if len(texts) <= _SMALL_BATCH:
+            # A query or two: one thread is faster (no pool hand-off) and does not degrade when
+            # the other core is busy (measured here: 17 ms vs 70-350 ms with two threads).
+            import torch
+
+            with _THREADS_LOCK:
+                before = torch.get_num_threads()
+                torch.set_num_threads(1)
+                try:
+                    return self._encode(texts, batch_size)
+                finally:
+                    torch.set_num_threads(before)
+        return self._encode(texts, batch_size, show_progress)
+
+    def _encode(self, texts: Sequence[str], batch_size: int, show_progress: bool = False) -> np.ndarray:
         vectors = self._model.encode(
             list(texts), batch_size=batch_size, show_progress_bar=show_progress,
             convert_to_numpy=True, normalize_embeddings=True,

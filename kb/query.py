@@ -373,6 +373,7 @@ def drug_library() -> DrugLibrary | None:
 def warm_up() -> None:
     """Load the vocabulary and the drug dictionary now rather than on the first question."""
     load_vocabulary()
+    drug_library()
 
 
 def _library_drugs(question: str, covered: list[tuple[int, int]], vocab: Vocabulary) -> list[Concept]:
