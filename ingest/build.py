@@ -125,15 +125,11 @@ def corpus_files(corpus_dir: Path, settings: Settings) -> list[Path]:
 
 
 def _file_hash(path: Path) -> str | None:
-    """sha256 of a file streamed in blocks (bounded memory); None if it cannot be read."""
-    h = hashlib.sha256()
+    """sha256 of a source file; None if it cannot be read (the loader says why)."""
     try:
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
+        return store.file_sha256(path)
     except OSError:
         return None
-    return h.hexdigest()
 
 
 def load_corpus(corpus_dir: Path, settings: Settings) -> tuple[list[Document], list[SkippedFile], list[str]]:

@@ -111,7 +111,8 @@ def manifest_checksum(manifest: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True, ensure_ascii=False).encode("utf-8")).hexdigest()
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """sha256 of a file, streamed in 1 MiB blocks (bounded memory)."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -182,7 +183,7 @@ def write_index(
     for p in sorted(dest.rglob("*")):
         if p.is_file() and p.name != MANIFEST:
             rel = p.relative_to(dest).as_posix()
-            files[rel] = {"sha256": _sha256(p), "bytes": p.stat().st_size}
+            files[rel] = {"sha256": file_sha256(p), "bytes": p.stat().st_size}
     full = {
         **manifest,
         "format_version": INDEX_FORMAT_VERSION,
@@ -278,7 +279,7 @@ def verify_files(index_dir: Path, manifest: dict[str, Any]) -> None:
         if not p.is_file():
             raise IndexFormatError(f"index at {index_dir} is unusable: file {rel} is missing "
                                    "(rebuild with `make ingest`)")
-        if p.stat().st_size != meta.get("bytes") or _sha256(p) != meta.get("sha256"):
+        if p.stat().st_size != meta.get("bytes") or file_sha256(p) != meta.get("sha256"):
             raise IndexFormatError(f"index at {index_dir} is unusable: file {rel} is corrupted "
                                    "(checksum differs from the manifest; rebuild with `make ingest`)")
 
