@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import os
 
-# Before torch starts OpenMP: with the default (spinning) wait policy, a query embedding on a
-# busy 2-core machine stalls ~0.5 s; PASSIVE keeps it ~20 ms (docs/BENCHMARKS.md, bench.omp_check).
+# Before torch starts OpenMP: on this shared 2-core machine, under other processes' load, the
+# default (spinning) wait policy was seen to stall a single query embedding ~0.5 s (PASSIVE: ~20 ms);
+# idle, the two measure the same.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import argparse  # noqa: E402

@@ -9,6 +9,7 @@ import hashlib
 import json
 import logging
 import math
+import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -18,7 +19,8 @@ from kb.types import DocMeta, Document, Hit, Query
 
 logger = logging.getLogger(__name__)
 
-BENCHMARKS_DIR = REPO_ROOT.parent / "shared" / "benchmarks"
+# ../shared/benchmarks beside the repository; FSGS_KB_BENCHMARKS points elsewhere (or nowhere).
+BENCHMARKS_DIR = Path(os.environ.get("FSGS_KB_BENCHMARKS") or REPO_ROOT.parent / "shared" / "benchmarks")
 SCIFACT_DIR = BENCHMARKS_DIR / "scifact"
 CACHE_DIR = REPO_ROOT / ".cache" / "eval"
 INDEX_DIR = CACHE_DIR / "scifact-index"
@@ -35,7 +37,8 @@ class SciFact:
     corpus_sha256: str
 
 
-def available(root: Path = SCIFACT_DIR) -> bool:
+def available(root: Path | None = None) -> bool:
+    root = root or SCIFACT_DIR
     return (root / "corpus.jsonl").is_file() and (root / "qrels" / "test.tsv").is_file()
 
 

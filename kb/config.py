@@ -39,7 +39,7 @@ class RetrievalSettings:
     dense_weight: float = 0.5  # convex fusion: chosen on the SciFact training claims (docs/EVALUATION.md)
     rrf_k: int = 60  # reciprocal rank fusion constant (Cormack et al. 2009), when fusion == "rrf"
     max_per_document: int = 3  # diversity: one long document cannot crowd out the others
-    hnsw_threshold: int = 100_000  # vectors; at or above, ingestion builds HNSW: flat p50 passes 20 ms here (docs/BENCHMARKS.md)
+    hnsw_threshold: int = 100_000  # vectors; at or above, ingestion builds HNSW (flat p50 nears 20 ms: docs/BENCHMARKS.md)
     hnsw_m: int = 32
     hnsw_ef_construction: int = 200
     hnsw_ef_search: int = 128
