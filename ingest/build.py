@@ -253,7 +253,9 @@ def build_index(
     model_name = settings.model_name
     keys = [embed_key(model_name, t) for t in texts]
     known = _previous_vectors(index_dir, model_name)
-    missing = sorted({k: i for i, k in enumerate(keys) if k not in known}.items(), key=lambda kv: kv[1])
+    # Encode in order of length: batches of similar length waste less padding.
+    missing = sorted({k: i for i, k in enumerate(keys) if k not in known}.items(),
+                     key=lambda kv: (len(texts[kv[1]]), kv[1]))
     model: Embedder | None = None
     if missing or not known:
         model = embedder() if callable(embedder) and not hasattr(embedder, "encode") else embedder  # type: ignore[assignment]
