@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterable, Sequence
 
+from kb import store
 from kb.config import REPO_ROOT, RetrievalSettings, Settings, get_settings
 from kb.types import DocMeta, Document, Hit, Query
 
@@ -40,14 +41,6 @@ class SciFact:
 def available(root: Path | None = None) -> bool:
     root = root or SCIFACT_DIR
     return (root / "corpus.jsonl").is_file() and (root / "qrels" / "test.tsv").is_file()
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def abstract_document(doc_id: str, title: str, text: str) -> Document:
@@ -86,7 +79,7 @@ def load(root: Path = SCIFACT_DIR) -> SciFact:
                     evidence[str(q["_id"])] = {str(d): 1 for d in q["metadata"]}
     test = _read_qrels(root / "qrels" / "test.tsv")
     train = {q: rel for q, rel in evidence.items() if q not in test}
-    return SciFact(documents, queries, test, train, _sha256(root / "corpus.jsonl"))
+    return SciFact(documents, queries, test, train, store.file_sha256(root / "corpus.jsonl"))
 
 
 # ---------------------------------------------------------------- index (cached)
