@@ -23,7 +23,7 @@ from ingest.structure import classify
 from kb import store
 from kb.config import INDEX_FORMAT_VERSION, Settings, get_settings
 from kb.embed import Embedder, load_embedder
-from kb.errors import KBError, SourceError, UnsupportedFormatError
+from kb.errors import KBError, SourceError
 from kb.types import Chunk, DocMeta, Document, Reference
 
 logger = logging.getLogger(__name__)
@@ -132,8 +132,21 @@ def _file_hash(path: Path) -> str | None:
         return None
 
 
-def load_corpus(corpus_dir: Path, settings: Settings) -> tuple[list[Document], list[SkippedFile], list[str]]:
-    """Load every source; a bad file is reported and skipped, never fatal to the others."""
+def input_hashes(corpus_dir: Path, settings: Settings) -> dict[str, str | None]:
+    """{source: sha256} of every corpus file (None if unreadable), read once per ingest run."""
+    return {p.relative_to(corpus_dir).as_posix(): _file_hash(p) for p in corpus_files(corpus_dir, settings)}
+
+
+def _catalogue_hash(settings: Settings) -> str:
+    cat = settings.catalogue_path
+    return (_file_hash(cat) or "") if cat.exists() else ""
+
+
+def load_corpus(corpus_dir: Path, settings: Settings,
+                hashes: dict[str, str | None] | None = None) -> tuple[list[Document], list[SkippedFile], list[str]]:
+    """Load every source; a bad file is reported and skipped, never fatal to the others.
+    `hashes` (from input_hashes) avoids reading each file a second time to hash it."""
+    hashes = input_hashes(corpus_dir, settings) if hashes is None else hashes
     catalogue = read_catalogue(settings.catalogue_path)
     docs: list[Document] = []
     skipped: list[SkippedFile] = []
@@ -143,12 +156,8 @@ def load_corpus(corpus_dir: Path, settings: Settings) -> tuple[list[Document], l
         source = path.relative_to(corpus_dir).as_posix()
         try:
             loaded = load_file(path, settings.max_file_bytes)
-            content_hash = _file_hash(path) or ""
-        except UnsupportedFormatError as e:
-            skipped.append(SkippedFile(source, e.reason))
-            logger.warning("skipped %s: %s", source, e.reason)
-            continue
-        except SourceError as e:
+            content_hash = hashes.get(source) or _file_hash(path) or ""
+        except SourceError as e:  # includes UnsupportedFormatError
             skipped.append(SkippedFile(source, e.reason))
             logger.warning("skipped %s: %s", source, e.reason)
             continue
@@ -187,23 +196,18 @@ def _fingerprint(settings: Settings, model_name: str) -> dict:
     }
 
 
-def is_up_to_date(corpus_dir: Path, index_dir: Path, settings: Settings) -> bool:
-    """True when the published index was built from exactly these files, catalogue and
-    settings: decided from hashes alone, so `make run` starts fast."""
+def is_up_to_date(index_dir: Path, settings: Settings, hashes: dict[str, str | None]) -> bool:
+    """True when the published index was built from exactly these files (`hashes`, from
+    input_hashes), catalogue and settings: decided from hashes alone, so `make run` starts fast."""
     try:
         manifest = store.read_manifest(Path(index_dir).resolve())
     except KBError:
         return False
     if manifest.get("fingerprint") != _fingerprint(settings, settings.model_name):
         return False
-    cat = settings.catalogue_path
-    cat_hash = _file_hash(cat) if cat.exists() else ""
-    if manifest.get("catalogue_sha256", "") != cat_hash:
+    if manifest.get("catalogue_sha256", "") != _catalogue_hash(settings):
         return False
-    seen = {}
-    for path in corpus_files(corpus_dir, settings):
-        seen[path.relative_to(corpus_dir).as_posix()] = _file_hash(path)
-    return seen == manifest.get("input_files", {})
+    return hashes == manifest.get("input_files", {})
 
 
 def _previous_vectors(index_dir: Path, model_name: str) -> dict[str, np.ndarray]:
@@ -331,7 +335,8 @@ def ingest_corpus(
     started = time.perf_counter()
     if not corpus_dir.is_dir():
         raise KBError(f"corpus folder {corpus_dir} does not exist")
-    if not force and is_up_to_date(corpus_dir, index_dir, settings):
+    hashes = input_hashes(corpus_dir, settings)
+    if not force and is_up_to_date(index_dir, settings, hashes):
         manifest = store.read_manifest(index_dir.resolve())
         return IngestReport(
             index_path=str(index_dir), documents=manifest["counts"]["documents"],
@@ -339,12 +344,8 @@ def ingest_corpus(
             embedded=0, reused=manifest["counts"]["chunks"],
             skipped=tuple(SkippedFile(s["source"], s["reason"]) for s in manifest.get("skipped", [])),
             seconds=time.perf_counter() - started, up_to_date=True)
-    docs, skipped, warnings = load_corpus(corpus_dir, settings)
-    cat = settings.catalogue_path
-    input_files = {p.relative_to(corpus_dir).as_posix(): _file_hash(p)
-                   for p in corpus_files(corpus_dir, settings)}
-    extra = {"catalogue_sha256": _file_hash(cat) if cat.exists() else "",
-             "input_files": input_files}
+    docs, skipped, warnings = load_corpus(corpus_dir, settings, hashes)
+    extra = {"catalogue_sha256": _catalogue_hash(settings), "input_files": hashes}
     return build_index(docs, index_dir, embedder=embedder, settings=settings, skipped=skipped,
                        warnings=warnings, extra_manifest=extra, show_progress=show_progress,
                        started=started)
