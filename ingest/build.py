@@ -184,7 +184,8 @@ def pipeline_hash() -> str:
     here = Path(__file__).resolve().parent
     for name in _PIPELINE_MODULES:
         h.update((here / f"{name}.py").read_bytes())
-    h.update((here.parent / "kb" / "answer_text.py").read_bytes())  # sentence spans are refined there
+    for shared in ("answer_text.py", "bm25.py"):  # sentence spans are refined, BM25 tokens made there
+        h.update((here.parent / "kb" / shared).read_bytes())
     return h.hexdigest()[:16]
 
 

@@ -74,6 +74,7 @@ class ScoringSettings:
     w_type: float = 0.2  # the sentence states a figure of the asked type (dose, rate, duration, ...)
     w_chunk: float = 0.05  # hybrid retrieval score of its chunk: a weak tie-breaker
     w_entity: float = 0.1  # how directly it names the required entities (own > context > heading > title)
+    w_name: float = 0.15  # its document names the trial / gene the question names (a soft constraint)
     context_credit: float = 0.5  # a key term only in the list intro / heading / title counts this much
     min_entity_aboutness: float = 0.4  # an entity named only in the document title still counts (labels, abstracts)
     question_penalty: float = 0.3  # a sentence that is itself a question answers nothing
