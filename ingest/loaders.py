@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from io import BytesIO
 from pathlib import Path
 
+from kb import evidence_types
 from kb.errors import SourceError, UnsupportedFormatError
 from kb.types import DocMeta
 
@@ -614,15 +615,6 @@ def _brief(exc: BaseException) -> str:
 
 _NO_RECORD = "no PubMed record found (expected MEDLINE tags such as 'PMID- ' or <PubmedArticle>)"
 _MEDLINE_TAG_RE = re.compile(r"^([A-Z][A-Z0-9]{0,3}) {0,3}-(?: (.*))?$")
-# Publication types that set doc_type, most specific first.
-_PUBTYPE_TO_DOCTYPE: tuple[tuple[str, str], ...] = (
-    ("practice guideline", "guideline"),
-    ("guideline", "guideline"),
-    ("randomized controlled trial", "randomized controlled trial"),
-    ("case reports", "case report"),
-    ("systematic review", "review"),
-    ("review", "review"),
-)
 _LABEL = r"[A-Z][A-Z0-9]+(?:[ ,&/-]+[A-Z0-9]+)*"
 _STRUCTURED_START_RE = re.compile(rf"^{_LABEL}:\s")
 _LABEL_SPLIT_RE = re.compile(rf"(?<=[.!?)\]])\s+(?={_LABEL}:\s)")
@@ -641,6 +633,8 @@ class _Record:
     doi: str = ""
     pub_types: tuple[str, ...] = ()
     retracted: bool = False
+    mesh: tuple[str, ...] = ()
+    corrections: tuple[str, ...] = ()  # CommentsCorrections RefTypes / MEDLINE tags (RetractionIn, EIN, ...)
 
 
 def _load_pubmed(name: str, data: bytes) -> list[LoadedText]:
@@ -684,27 +678,37 @@ def _records_to_loaded(
             warnings.append("PubMed marks this article as retracted")
         title = rec.title
         text = "\n\n".join(([title] if title else []) + list(rec.paragraphs))
-        meta = DocMeta(
-            title=title,
-            authors=rec.authors,
-            year=rec.year,
-            publisher=rec.journal,
-            doi=rec.doi,
-            pmid=rec.pmid,
-            doc_type=_doc_type(rec.pub_types),
-        )
+        meta = pubmed_meta(rec)
         # The part becomes part of a document id: only a well-formed PMID goes into it.
         part = (f"pmid-{rec.pmid}" if rec.pmid.isdigit() else f"record-{n}") if multi else ""
         out.append(LoadedText(text=text, fmt="pubmed", meta=meta, part=part, warnings=tuple(warnings)))
     return out
 
 
-def _doc_type(pub_types: Iterable[str]) -> str:
-    lowered = {p.strip().lower() for p in pub_types}
-    for pub_type, doc_type in _PUBTYPE_TO_DOCTYPE:
-        if pub_type in lowered:
-            return doc_type
-    return ""
+def pubmed_meta(rec: _Record) -> DocMeta:
+    """Metadata from the record itself; document type and evidence level from the one table
+    in kb/evidence_types.py; every filled field marked as coming from the PubMed record."""
+    kind = evidence_types.from_publication_types(rec.pub_types)
+    flags = evidence_types.flags_for(rec.pub_types, rec.corrections)
+    if rec.retracted and evidence_types.RETRACTED not in flags:
+        flags = (evidence_types.RETRACTED, *flags)
+    meta = DocMeta(
+        title=rec.title,
+        authors=rec.authors,
+        year=rec.year,
+        publisher=rec.journal,
+        journal=rec.journal,
+        doi=rec.doi,
+        pmid=rec.pmid,
+        doc_type=kind.doc_type if kind else "",
+        evidence_level=kind.evidence_level if kind else "",
+        mesh=rec.mesh,
+        publication_types=rec.pub_types,
+        flags=flags,
+    )
+    filled = tuple((name, "pubmed") for name, value in meta.to_dict().items()
+                   if name not in ("provenance", "flags") and value not in ("", None, [], ()))
+    return DocMeta(**{**meta.__dict__, "provenance": filled})
 
 
 def _split_structured(abstract: str) -> tuple[str, ...]:
@@ -786,6 +790,8 @@ def _medline_record(fields: list[list[str]]) -> _Record:
         doi=doi,
         pub_types=pub_types,
         retracted="retracted publication" in {p.lower() for p in pub_types} or bool(values("RIN")),
+        mesh=tuple(dict.fromkeys(v.split("/")[0].lstrip("*") for v in values("MH"))),
+        corrections=tuple(t for t in ("RIN", "EIN", "ECI") if values(t)),
     )
 
 
@@ -938,6 +944,10 @@ def _xml_article(el: ET.Element) -> _Record:
         doi=_xml_doi(el.find("PubmedData/ArticleIdList"), *locations),
         pub_types=pub_types,
         retracted=_xml_retracted(pub_types, citation.find("CommentsCorrectionsList")),
+        mesh=tuple(dict.fromkeys(_xml_text(d) for d in citation.findall("MeshHeadingList/MeshHeading/DescriptorName")
+                                 if _xml_text(d))),
+        corrections=tuple(dict.fromkeys(c.get("RefType") or "" for c in
+                                        citation.findall("CommentsCorrectionsList/CommentsCorrections"))),
     )
 
 

@@ -63,7 +63,7 @@ def _reject(question: object, settings: AnswerSettings) -> Answer | None:
 
 def evidence_label(meta: DocMeta) -> str:
     """What kind of source this is, as shown next to every quote (no figures)."""
-    label = meta.evidence_level or meta.doc_type or "source type not catalogued"
+    label = meta.shown_evidence or meta.doc_type or "source type not catalogued"
     return re.sub(r"\d", "", label).strip()
 
 
@@ -326,9 +326,9 @@ class _Builder:
                 doc = self.base.document(q.source)
                 citations[key] = Citation(
                     n=len(citations) + 1, source=q.source, title=doc.title, quote=doc.text[a:b], start=a,
-                    end=b, score=round(q.score, 4), evidence=doc.meta.evidence_level,
+                    end=b, score=round(q.score, 4), evidence=doc.meta.shown_evidence,
                     doc_type=doc.meta.doc_type, year=doc.meta.year, section=q.sentences[0].section,
-                    chunk_id=q.sentences[0].chunk_id)
+                    chunk_id=q.sentences[0].chunk_id, flags=doc.meta.flags)
             return citations[key]
 
         for sec in sections:
@@ -435,9 +435,9 @@ class _Builder:
             doc = self.base.document(s.source)
             a, b = s.quote_span()
             closest.append(Citation(n=len(closest) + 1, source=s.source, title=doc.title, quote=doc.text[a:b],
-                                    start=a, end=b, score=round(sc.score, 4), evidence=doc.meta.evidence_level,
+                                    start=a, end=b, score=round(sc.score, 4), evidence=doc.meta.shown_evidence,
                                     doc_type=doc.meta.doc_type, year=doc.meta.year, section=s.section,
-                                    chunk_id=s.chunk_id))
+                                    chunk_id=s.chunk_id, flags=doc.meta.flags))
             if len(closest) >= self.settings.closest:
                 break
         terms = [t for t in self._search_terms() if not re.search(r"\d", t)]
