@@ -17,6 +17,7 @@ from tqdm import tqdm
 
 from ingest.catalogue import read_catalogue
 from ingest.chunking import chunk_blocks, embedding_text
+from ingest.metadata import infer_meta
 from ingest.loaders import LoadedText, human_size, load_bytes, load_file
 from ingest.references import parse_references
 from ingest.structure import classify
@@ -135,9 +136,11 @@ def merge_meta(loaded: DocMeta, catalogue: DocMeta | None, text: str,
 
 def make_document(source: str, loaded: LoadedText, content_hash: str,
                   catalogue: dict[str, DocMeta]) -> Document:
+    # A PubMed record states its own metadata; other files get what their text states.
+    inferred = None if loaded.fmt == "pubmed" else infer_meta(loaded.text, loaded.meta)
     return Document(
         doc_id=doc_id_for(source), source=source, text=loaded.text,
-        meta=merge_meta(loaded.meta, catalogue.get(source), loaded.text),
+        meta=merge_meta(loaded.meta, catalogue.get(source), loaded.text, inferred),
         content_hash=content_hash, fmt=loaded.fmt, page_starts=loaded.page_starts,
     )
 

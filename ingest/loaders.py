@@ -509,9 +509,10 @@ def _html_meta(soup: object) -> DocMeta:
         url = _meta_values(soup, "og:url")[0]
     if not url.startswith(("http://", "https://")):
         url = ""  # a relative canonical link says nothing without the page's address
+    journal = next(iter(_meta_values(soup, "citation_journal_title", "prism.publicationName")), "")
     return DocMeta(
         title=title, authors=authors, year=year, publisher=publisher, doi=doi,
-        pmid=pmid if pmid.isdigit() else "", url=url,
+        pmid=pmid if pmid.isdigit() else "", url=url, journal=journal,
     )
 
 
@@ -583,7 +584,7 @@ def _load_pdf(name: str, data: bytes) -> LoadedText:
     return LoadedText(
         text=text,
         fmt="pdf",
-        meta=DocMeta(title=_pdf_title(reader)),
+        meta=DocMeta(title=_pdf_title(reader), authors=_pdf_authors(reader)),
         page_starts=tuple(page_starts),
         warnings=tuple(warnings),
     )
@@ -597,6 +598,21 @@ def _pdf_title(reader: object) -> str:
         return ""
     # Authoring tools often store the file name as the title: that is not a title.
     return "" if _JUNK_PDF_TITLE_RE.search(title) else title
+
+
+_PDF_NAME_RE = re.compile(r"^[A-Z][A-Za-z'\-]+(?:\s+(?:[A-Z]\.?|[A-Z][A-Za-z'\-]+)){1,3}$")
+
+
+def _pdf_authors(reader: object) -> tuple[str, ...]:
+    """The Info dictionary's /Author, only when every item reads as a person's name (tools
+    often store a user account or a company there)."""
+    try:
+        info = reader.metadata  # type: ignore[attr-defined]
+        raw = _clean(str(info.author)) if info is not None and info.author else ""
+    except Exception:  # noqa: BLE001 - a damaged Info dictionary only costs the authors
+        return ()
+    parts = [p.strip() for p in re.split(r";|,| and ", raw) if p.strip()]
+    return tuple(parts) if parts and all(_PDF_NAME_RE.match(p) for p in parts) else ()
 
 
 def _page_list(pages: list[int]) -> str:
