@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from kb.evidence_types import BY_KEY
+from kb.evidence_types import BY_KEY, from_publication_types
 from kb.types import DocMeta
 
 HEAD_CHARS = 3_000  # the "first page": where a title block, byline and citation line live
@@ -28,7 +28,7 @@ class _Cue:
 
 
 def _cue(key: str, pattern: str) -> _Cue:
-    return _Cue(key, re.compile(pattern, re.I))
+    return _Cue(key, re.compile(pattern, re.I | re.M))
 
 
 # Cues in a title decide alone (most specific first).
@@ -41,7 +41,7 @@ _TITLE_CUES: tuple[_Cue, ...] = (
     _cue("observational", r"\bcohort\b|\bobservational\b|\bretrospective\b|\bregistry stud"),
     _cue("clinical_trial", r"\b(?:phase [1-4i]+|open-label|single-arm|pilot) (?:\w+ )?(?:trial|study)\b"),
     _cue("review", r"\breview\b"),
-    _cue("editorial", r"\beditorial\b|\bletter to the editor\b|\bcommentary\b"),
+    _cue("editorial", r"^\s*editorial\b|\bletter to the editor\b|\bcommentary\b"),
 )
 # Cues that mark a kind of document wherever they appear in the opening.
 _DOCUMENT_CUES: tuple[_Cue, ...] = (
@@ -50,33 +50,43 @@ _DOCUMENT_CUES: tuple[_Cue, ...] = (
                        r"|\bprescribing information\b"),
     _cue("trial_registry", r"\bClinicalTrials\.gov (?:ID|Identifier)\b|\bStudy Type\s*:?\s*(?:Interventional|Observational)\b"
                            r"|\bRecruitment Status\b|\bEstimated Enrollment\b|\bStudy Start(?: Date)?\b"
-                           r"|\bTrial registration\b.*\bregistry\b|\bEUCTR\d|\bISRCTN\d+\b.*\bregistry\b"),
+                           r"|\bTrial registration\b.*\bregistry\b|\bEUCTR\d|\bISRCTN\d+\b.*\bregistry\b"
+                           r"|\bStatus\s*:\s*(?:Recruiting|Completed|Terminated|Withdrawn|Not yet recruiting|Active, not recruiting)\b"
+                           r"|\bTarget enrollment\b|\bTrial end date\b|\bMedical condition\(s\) being investigated\b"
+                           r"|\bThis is an interventional (?:\w+ )?(?:trial|study)\b"),
 )
 # Cues in the opening, in order of precedence (a review mentions the trials it reviews, so
 # review cues come before trial cues).
 _HEAD_CUES: tuple[_Cue, ...] = (
-    _cue("guideline", r"\b(?:clinical )?practice guidelines? (?:for|on)\b|\bthis guideline\b"
-                      r"|\bguideline (?:recommendations|development group|work group)\b|\bwe recommend\b.*\(1[A-D]\)"),
-    _cue("systematic_review", r"\bsystematic review\b|\bmeta-?analys[ie]s\b|\bcochrane\b.*\breview\b"
+    _cue("guideline", r"\bthis guideline\b|\bguideline (?:recommendations|development group|work group)\b"
+                      r"|\bwe recommend\b.*\(1[A-D]\)|\bpractice points?\b|\bupdates the \d{4} [\w ]{0,40}guideline\b"),
+    _cue("systematic_review", r"\bsystematic review\b|\bmeta-?analys[ie]s\b|\bcochrane\b|\bWhat is the issue\?"
                               r"|\bwe searched\b.*\b(?:databases?|MEDLINE|EMBASE|CENTRAL|registers?)\b"),
     _cue("rct", r"\brandomi[sz]ed(?:,)? (?:\w+[ -]){0,4}(?:controlled )?(?:trial|study)\b|\bwere randomly assigned\b"
                 r"|\brandomi[sz]ed (?:to|1:1|2:1)\b|\bwere randomi[sz]ed\b|\bdouble-blind(?:ed)?\b"),
     _cue("case_report", r"\bcase report\b|\bwe (?:report|describe|present) (?:a|the) (?:case|patient)\b"
-                        r"|\bcase of (?:a|an) \d{1,3}[- ]year[- ]old\b|\b(?:a|an) \d{1,3}[- ]year[- ]old (?:man|woman|boy|girl|male|female|gentleman|lady|patient|child)\b"
-                        r"|\bcase series\b"),
+                        r"|\bcase of (?:a |an )?\d{1,3}[- ]years?[- ]old\b"
+                        r"|\b(?:a|an) \d{1,3}[- ]years?[- ]old (?:man|woman|boy|girl|male|female|gentleman|lady|patient|child)\b"
+                        r"|\bcase series\b|\bwe report a series of\b"
+                        r"|\b(?:report|describe)s? (?:\w+ ){0,2}(?:two|three|four|five|six|seven|eight|nine|ten|\d) (?:patients|cases|children|adults)\b"),
     _cue("clinical_trial", r"\b(?:open-label|single-arm|phase (?:1|2|3|I|II|III)[ab]?)\b.*\b(?:trial|study)\b"
                            r"|\bnon-?randomi[sz]ed (?:trial|study)\b"),
     _cue("observational", r"\b(?:retrospective|prospective) (?:\w+ ){0,2}(?:cohort|study|analysis|review of)\b"
                           r"|\bcohort study\b|\bobservational study\b|\bregistry data\b"),
-    _cue("review", r"\bin this review\b|\bwe review\b|\bthis review\b|\bnarrative review\b|\breview article\b"),
-    _cue("editorial", r"\bletter to the editor\b|\bto the editor\b|\beditorial\b"),
+    _cue("review", r"\bin this review\b|\bwe review\b|\bthis review\b|\bnarrative review\b|\breview article\b"
+                   r"|\bthis (?:article|activity|paper) reviews\b|\bChief Editor\b"),
+    _cue("editorial", r"\bletter to the editor\b|\bto the editor\b|^\s*editorial\b"),
 )
 
+_PUB_TYPES_RE = re.compile(r"^\s*Publication types?\s*:?\s*\n?((?:[ \t]*[-•*]?[ \t]*[A-Z][^\n]{1,80}\n?){1,8})", re.M)
 _YOU_RE = re.compile(r"\b(?:you|your|yours|yourself)\b", re.I)
 _WORD_RE = re.compile(r"\b\w+\b")
 _PATIENT_PHRASES_RE = re.compile(
     r"\btalk (?:to|with) your (?:doctor|healthcare|care team|kidney doctor)\b|\bask your (?:doctor|nephrologist)\b"
+    r"|\bcall your (?:doctor|health care provider|healthcare provider)\b"
     r"|\bthis leaflet\b|\bpatient information\b|\binformation for patients\b", re.I)
+# A reference list is not the document speaking: cues after its heading are ignored.
+_REFERENCES_RE = re.compile(r"^\s*(?:references|bibliography|literature cited)\s*:?\s*$", re.I | re.M)
 
 
 def infer_study_type(text: str, title: str = "") -> str:
@@ -86,6 +96,14 @@ def infer_study_type(text: str, title: str = "") -> str:
             if cue.pattern.search(title):
                 return cue.key
     head = text[:TYPE_HEAD_CHARS]
+    refs = _REFERENCES_RE.search(head)
+    if refs:
+        head = head[:refs.start()]
+    stated = _PUB_TYPES_RE.search(head)  # a PubMed abstract page lists its publication types
+    if stated:
+        row = from_publication_types(t.strip(" -•*\t") for t in re.split(r"[\n;,]", stated.group(1)))
+        if row is not None:
+            return row.key
     for cue in _DOCUMENT_CUES:
         if cue.pattern.search(head):
             return cue.key
@@ -120,7 +138,7 @@ _PMID_RE = re.compile(r"\bPMID\s*:?\s*(\d{1,9})\b")
 # "Semin Nephrol. 2003 Mar;23(2):234-41" / "Kidney Int. 2019;95(4):123-130" / "N Engl J Med 2021; 384:..."
 _CITATION_LINE_RE = re.compile(
     r"^\s*(?P<journal>[A-Z][A-Za-z&.\- ]{2,80}?)\.?\s+(?P<year>(?:19|20)\d\d)(?:\s+[A-Z][a-z]{2}(?:\s+\d{1,2})?)?\s*;\s*"
-    r"(?P<vol>\d+)(?:\s*\(\s*[\w\- ]+\s*\))?\s*:\s*(?:e)?\d+", re.M)
+    r"(?P<vol>\d+)(?:\s*\(\s*[\w\- ]+\s*\))?\s*:\s*[eS]?\d+", re.M)
 _DATED_RE = re.compile(
     r"\b(?:published(?: online)?(?: on)?|last (?:updated|reviewed|modified)|updated(?: on)?|date of publication|"
     r"revised|copyright|©|\(c\))\s*:?\s*(?:[A-Za-z]+\.? )?(?:\d{1,2}(?:st|nd|rd|th)?,? )?(?:[A-Za-z]+\.? )?"
