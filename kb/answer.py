@@ -65,7 +65,7 @@ def _reject(question: object, settings: AnswerSettings) -> Answer | None:
 
 def evidence_label(meta: DocMeta) -> str:
     """What kind of source this is, as shown next to every quote (no figures)."""
-    label = meta.evidence_level or meta.doc_type or "source type not catalogued"
+    label = meta.shown_evidence or meta.doc_type or "source type not catalogued"
     return re.sub(r"\d", "", label).strip()
 
 
@@ -316,8 +316,8 @@ class _Builder:
     def _citation(self, n: int, source: str, a: int, b: int, score: float, sent: Sentence) -> Citation:
         doc = self.base.document(source)
         return Citation(n=n, source=source, title=doc.title, quote=doc.text[a:b], start=a, end=b,
-                        score=round(score, 4), evidence=doc.meta.evidence_level, doc_type=doc.meta.doc_type,
-                        year=doc.meta.year, section=sent.section, chunk_id=sent.chunk_id)
+                        score=round(score, 4), evidence=doc.meta.shown_evidence, doc_type=doc.meta.doc_type,
+                        year=doc.meta.year, section=sent.section, chunk_id=sent.chunk_id, flags=doc.meta.flags)
 
     def _render(self, sections: list[_Section], disagreements: list[Disagreement]) -> Answer:
         citations: dict[tuple[str, int, int], Citation] = {}

@@ -110,6 +110,29 @@ class LLMSettings:
 
 
 @dataclass(frozen=True)
+class PubMedSettings:
+    """`python -m ingest pubmed`: NCBI E-utilities, used only when a user asks for an import."""
+
+    # Base URL of E-utilities; a mirror or a local test server can stand in (FSGS_KB_EUTILS_URL).
+    eutils_url: str = "https://eutils.ncbi.nlm.nih.gov/entrez/eutils/"
+    tool: str = "fsgs-kb"  # NCBI asks every client to name itself ("tool" parameter)
+    email: str = ""  # NCBI asks for a contact address (FSGS_KB_NCBI_EMAIL); sent only when set
+    api_key: str = field(default="", repr=False)  # NCBI_API_KEY: raises the rate limit to 10/s
+    rate_without_key: float = 3.0  # requests per second: NCBI's limit without an API key
+    rate_with_key: float = 10.0  # requests per second: NCBI's limit with an API key
+    batch_size: int = 100  # records per EFetch request (NCBI suggests up to a few hundred)
+    max_records: int = 10_000  # ESearch returns at most this many ids through retstart/retmax
+    retries: int = 4  # further attempts after a 429, a 5xx or a dropped connection
+    backoff_s: float = 1.0  # first wait before a retry; doubled each time (or Retry-After)
+    timeout_s: float = 30.0  # per request, so an unresponsive server cannot hang the import
+    subdir: str = "pubmed"  # records are stored as corpus/<subdir>/<PMID>.xml
+
+    @property
+    def rate(self) -> float:
+        return self.rate_with_key if self.api_key else self.rate_without_key
+
+
+@dataclass(frozen=True)
 class Settings:
     corpus_dir: Path = field(default_factory=lambda: _env_path("FSGS_KB_CORPUS", REPO_ROOT / "corpus"))
     index_dir: Path = field(default_factory=lambda: _env_path("FSGS_KB_INDEX", REPO_ROOT / "index"))
@@ -132,6 +155,13 @@ class Settings:
     # records: a test hook (the UI tests use tests.fakes:FakeEmbedder); empty in normal use.
     embedder_factory: str = field(default_factory=lambda: os.environ.get("FSGS_KB_EMBEDDER", ""))
     max_file_bytes: int = 50 * 1024 * 1024  # larger sources are refused, to bound memory
+    pubmed: PubMedSettings = field(
+        default_factory=lambda: PubMedSettings(
+            eutils_url=os.environ.get("FSGS_KB_EUTILS_URL") or PubMedSettings.eutils_url,
+            email=os.environ.get("FSGS_KB_NCBI_EMAIL", ""),
+            api_key=os.environ.get("NCBI_API_KEY", ""),
+        )
+    )
 
     @property
     def catalogue_path(self) -> Path:
