@@ -38,3 +38,7 @@ class QuestionError(KBError):
 
 class LLMError(KBError):
     """The optional chat model failed or timed out (the extractive answer is used instead)."""
+
+
+class DraftError(KBError):
+    """A draft to audit that cannot be read: unsupported format, undecodable, empty, too long."""

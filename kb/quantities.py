@@ -206,4 +206,10 @@ def consistent(claim: Quantity, source: Quantity) -> bool:
             return x <= y
         return x <= y + tol * max(abs(x), abs(y), 1e-12)
 
+    # Two thresholds in the same direction name a bound, not a range of values: "at least 24
+    # months" is another rule than "at least 12 months", though every value of it is >= 12.
+    for side in ((">", ">="), ("<", "<=")):
+        if claim.qualifier in side and source.qualifier in side:
+            c, s_ = (c_lo, s_lo) if side[0] == ">" else (c_hi, s_hi)
+            return le(c, s_) and le(s_, c)
     return le(s_lo, c_lo) and le(c_hi, s_hi)

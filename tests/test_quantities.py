@@ -79,6 +79,9 @@ def q(text: str) -> Quantity:
     ("12 months", "at least 12 months", True),
     ("at least 12 months", "12 months", False),  # a qualifier the source does not give
     ("18 months", "at least 12 months", True),
+    ("at least 24 months", "at least 12 months", False),  # another threshold
+    ("more than 12 months", "at least 12 months", True),
+    ("less than 3 months", "up to 6 months", False),
     ("8 months", "more than 6 months", True),
     ("4 months", "more than 6 months", False),
     ("3 mg/kg", "5 mg/kg or less", True),
