@@ -197,9 +197,9 @@ def run_queries(retriever, queries: dict[str, str], qids: Iterable[str], mode: s
     for qid in qids:
         q = Query(text=queries[qid])
         if mode == "understood":  # the claim through the project's query understanding first
-            from kb.query import understand
+            from kb.query import load_vocabulary, understand
 
-            out[qid] = doc_ranking(retriever.search(understand(queries[qid]), depth), n_docs)
+            out[qid] = doc_ranking(retriever.search(understand(queries[qid], load_vocabulary()), depth), n_docs)
         elif mode == "hybrid":
             hits = retriever.search(q, depth)
             out[qid] = doc_ranking(hits, n_docs)

@@ -16,7 +16,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ingest.catalogue import read_catalogue
-from ingest.chunking import chunk_blocks, embedding_text
+from ingest.chunking import chunk_blocks, embedding_text, sentence_embedding_texts
 from ingest.loaders import LoadedText, human_size, load_bytes, load_file
 from ingest.references import parse_references
 from ingest.structure import classify
@@ -184,6 +184,7 @@ def pipeline_hash() -> str:
     here = Path(__file__).resolve().parent
     for name in _PIPELINE_MODULES:
         h.update((here / f"{name}.py").read_bytes())
+    h.update((here.parent / "kb" / "answer_text.py").read_bytes())  # sentence spans are refined there
     return h.hexdigest()[:16]
 
 
@@ -218,7 +219,30 @@ def _previous_vectors(index_dir: Path, model_name: str) -> dict[str, np.ndarray]
         if Path(index_dir).exists():
             logger.warning("previous index not reused (%s); all chunks will be embedded", e)
         return {}
-    return {k: old.vectors[i] for i, k in enumerate(old.embed_keys) if k}
+    known = {k: old.vectors[i] for i, k in enumerate(old.embed_keys) if k}
+    known.update((k, np.asarray(old.sentence_vectors[i], dtype=np.float32))
+                 for i, k in enumerate(old.sentence_keys) if k)
+    return known
+
+
+def _embed_missing(model: Embedder | None, texts: Sequence[str], keys: Sequence[str],
+                   known: dict[str, np.ndarray], unit: str, show_progress: bool) -> dict[str, np.ndarray]:
+    """Vectors of the texts whose key has none yet, encoded in order of length (batches of
+    similar length waste less padding)."""
+    missing = sorted({k: i for i, k in enumerate(keys) if k not in known}.items(),
+                     key=lambda kv: (len(texts[kv[1]]), kv[1]))
+    out: dict[str, np.ndarray] = {}
+    if not missing or model is None:
+        return out
+    batch = 64
+    with tqdm(total=len(missing), unit=unit, desc=f"embedding {unit}s", disable=not show_progress) as bar:
+        for b in range(0, len(missing), batch):
+            part = missing[b:b + batch]
+            vecs = model.encode([texts[i] for _, i in part], batch_size=batch)
+            for (k, _), v in zip(part, vecs):
+                out[k] = v
+            bar.update(len(part))
+    return out
 
 
 def build_index(
@@ -242,6 +266,7 @@ def build_index(
 
     chunks: list[Chunk] = []
     texts: list[str] = []
+    sentence_texts: list[list[str]] = []  # per chunk, one text per citable sentence
     references: list[Reference] = []
     sources: dict[str, dict] = {}
     for doc in documents:
@@ -250,36 +275,34 @@ def build_index(
         doc_refs = parse_references(doc, blocks)
         chunks.extend(doc_chunks)
         texts.extend(embedding_text(doc, c) for c in doc_chunks)
+        sentence_texts.extend(sentence_embedding_texts(doc, c) for c in doc_chunks)
         references.extend(doc_refs)
         sources[doc.source] = {"sha256": doc.content_hash, "doc_id": doc.doc_id, "title": doc.title,
                                "chunks": len(doc_chunks), "references": len(doc_refs)}
 
     model_name = settings.model_name
     keys = [embed_key(model_name, t) for t in texts]
+    sentence_keys = [[embed_key(model_name, t) for t in ts] for ts in sentence_texts]
     known = _previous_vectors(index_dir, model_name)
-    # Encode in order of length: batches of similar length waste less padding.
-    missing = sorted({k: i for i, k in enumerate(keys) if k not in known}.items(),
-                     key=lambda kv: (len(texts[kv[1]]), kv[1]))
+    flat_sentence_texts = [t for ts in sentence_texts for t in ts]
+    flat_sentence_keys = [k for ks in sentence_keys for k in ks]
     model: Embedder | None = None
-    if missing or not known:
+    all_keys = keys + flat_sentence_keys
+    if any(k not in known for k in all_keys) or not known:
         model = embedder() if callable(embedder) and not hasattr(embedder, "encode") else embedder  # type: ignore[assignment]
         model = model or load_embedder(model_name)
         if model.name != model_name:
             raise KBError(f"embedder {model.name!r} does not match the configured model {model_name!r}")
     dim = model.dim if model is not None else len(next(iter(known.values())))
-    new_vectors: dict[str, np.ndarray] = {}
-    if missing:
-        batch = 64
-        with tqdm(total=len(missing), unit="chunk", desc="embedding", disable=not show_progress) as bar:
-            for b in range(0, len(missing), batch):
-                part = missing[b:b + batch]
-                vecs = model.encode([texts[i] for _, i in part], batch_size=batch)  # type: ignore[union-attr]
-                for (k, _), v in zip(part, vecs):
-                    new_vectors[k] = v
-                bar.update(len(part))
+    new_vectors = _embed_missing(model, texts, keys, known, "chunk", show_progress)
+    new_vectors.update(_embed_missing(model, flat_sentence_texts, flat_sentence_keys, {**known, **new_vectors},
+                                      "sentence", show_progress))
     vectors = np.zeros((len(chunks), dim), dtype=np.float32)
     for i, k in enumerate(keys):
         vectors[i] = new_vectors[k] if k in new_vectors else known[k]
+    sentence_vectors = np.zeros((len(flat_sentence_keys), dim), dtype=np.float32)
+    for i, k in enumerate(flat_sentence_keys):
+        sentence_vectors[i] = new_vectors[k] if k in new_vectors else known[k]
     reused = sum(1 for k in keys if k not in new_vectors)
 
     old_sources: dict = {}
@@ -302,14 +325,15 @@ def build_index(
     try:
         store.write_index(build_dir, manifest={**manifest, "build_seconds": round(time.perf_counter() - started, 3)},
                           documents=list(documents), chunks=chunks, embed_keys=keys, search_texts=texts,
-                          vectors=vectors, references=references, retrieval=settings.retrieval)
+                          vectors=vectors, references=references, retrieval=settings.retrieval,
+                          sentence_keys=sentence_keys, sentence_vectors=sentence_vectors)
         store.publish(build_dir, index_dir)
     except BaseException:
         store.discard(build_dir)  # the published index is untouched
         raise
     report = IngestReport(
         index_path=str(index_dir), documents=len(documents), chunks=len(chunks),
-        references=len(references), embedded=len(new_vectors), reused=reused,
+        references=len(references), embedded=sum(1 for k in keys if k in new_vectors), reused=reused,
         skipped=tuple(skipped), removed=removed, warnings=tuple(warnings),
         seconds=time.perf_counter() - started,
     )

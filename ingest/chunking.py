@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from ingest.sentences import sentence_spans
 from ingest.structure import CONTENT_KINDS, HEADING, LIST_ITEM, LIST_MARKER, Block, classify
+from kb.answer_text import refine_spans
 from kb.config import ChunkSettings
 from kb.types import Chunk, Document, Span
 
@@ -121,7 +122,7 @@ def chunk_blocks(doc: Document, blocks: list[Block], settings: ChunkSettings) ->
 
     chunks: list[Chunk] = []
     for g in groups:
-        sentences = tuple(s for p in g for s in p.sentences)
+        sentences = refine_spans(text, tuple(s for p in g for s in p.sentences), g[0].section)
         if not sentences:
             continue  # headings alone carry no content to cite
         start, end = g[0].start, g[-1].end
@@ -156,3 +157,19 @@ def embedding_text(doc: Document, chunk: Chunk) -> str:
             parts.append(label)
     parts.append(chunk.text)
     return "\n".join(parts)
+
+
+def sentence_embedding_texts(doc: Document, chunk: Chunk) -> list[str]:
+    """What the embedding model sees for each citable sentence of `chunk` (in the order of
+    `chunk.sentences`): the section heading, the spans it needs to be understood (list intro,
+    the sentence a pronoun refers to) and the sentence itself, so a list item "5-10 ng/ml"
+    under "Tacrolimus trough levels:" is embedded with what it is about."""
+    from kb.answer_text import chunk_sentences
+
+    out = []
+    for s in chunk_sentences(doc.text, chunk):
+        parts = [h for h in (s.heading or chunk.section,) if h]
+        parts += [doc.text[a:b] for a, b in sorted(s.context)]
+        parts.append(s.text)
+        out.append(" ".join(" ".join(p.split()) for p in parts))
+    return out

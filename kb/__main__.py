@@ -14,20 +14,9 @@ from kb.types import Answer
 
 
 def _render(answer: Answer) -> str:
-    lines = [f"Q: {answer.question}", "", answer.text, ""]
-    if answer.citations:
-        lines.append("Sources:")
-        for c in answer.citations:
-            kind = ", ".join(x for x in (c.doc_type, c.evidence) if x)
-            lines.append(f"  [{c.n}] {c.title} ({c.source}, chars {c.start}-{c.end})" + (f" — {kind}" if kind else ""))
-            lines.append(f"      \"{c.quote}\"")
-    if answer.abstained and answer.closest:
-        lines.append("Closest passages found (not judged to answer the question):")
-        for c in answer.closest:
-            lines.append(f"  - {c.title} ({c.source}): \"{c.quote[:200]}\"")
-    if answer.search_terms:
-        lines.append("Searched for: " + ", ".join(answer.search_terms))
-    return "\n".join(lines)
+    from kb.render import to_cli
+
+    return to_cli(answer)
 
 
 def _audit(base, draft: str, args: argparse.Namespace) -> int:  # type: ignore[no-untyped-def]

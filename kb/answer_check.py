@@ -56,9 +56,44 @@ def _segments(line: str) -> tuple[list[tuple[str, tuple[int, ...]]], str]:
     return out, line[pos:]
 
 
+def check_structure(answer: Answer) -> CheckReport:
+    """The invariants on an answer's structure (sections -> quotes -> citations): every quote
+    cites a citation that exists; every unit shown is verbatim text of its cited quote (pieces
+    between " … " / " • " each); every number shown is in the quote; and the text is the
+    rendering of the structure."""
+    from kb.render import to_markdown
+
+    by_n = {c.n: c for c in answer.citations}
+    missing: list[str] = []
+    quote_errors: list[str] = []
+    marker_errors: list[str] = []
+    for sec in answer.sections:
+        if numbers(sec.label):
+            quote_errors.append(f"section heading {sec.label!r} states a figure")
+        for q in sec.quotes:
+            c = by_n.get(q.citation)
+            if c is None:
+                marker_errors.append(f"[{q.citation}] in section {sec.label!r} has no citation")
+                continue
+            quote = comparable(c.quote)
+            quote_numbers = set(numbers(c.quote))
+            for unit in (q.units or (q.shown,)):
+                for x in numbers(unit):
+                    if x not in quote_numbers:
+                        missing.append(f"{x} in {unit[:80]!r} is not in quote [{c.n}]")
+                for piece in re.split(r"[…•]", unit):
+                    piece = comparable(piece)
+                    if piece and piece not in quote:
+                        quote_errors.append(f"{piece[:80]!r} is not in quote [{c.n}]")
+    if answer.text != to_markdown(answer):
+        quote_errors.append("answer text is not the rendering of its sections")
+    return CheckReport((), tuple(missing), tuple(quote_errors), tuple(marker_errors))
+
+
 def check_answer(answer: Answer, base: "KnowledgeBase | None" = None) -> CheckReport:
     """Every claim cited, every number in its quote, every quote exact. Abstentions and
-    rejected questions carry no claims, so only their closest passages are checked."""
+    rejected questions carry no claims, so only their closest passages are checked. Extractive
+    answers are checked on their structure; prose (the LLM mode) on its text."""
     quote_errors: list[str] = []
     by_n = {c.n: c for c in answer.citations}
     if base is not None:
@@ -67,6 +102,10 @@ def check_answer(answer: Answer, base: "KnowledgeBase | None" = None) -> CheckRe
                 quote_errors.append(f"[{c.n}] quote is not the document span {c.source}[{c.start}:{c.end}]")
     if answer.abstained or answer.error:
         return CheckReport(quote_errors=tuple(quote_errors))
+    if answer.sections:
+        structural = check_structure(answer)
+        return CheckReport(structural.uncited, structural.numbers_missing,
+                           (*quote_errors, *structural.quote_errors), structural.marker_errors)
     uncited: list[str] = []
     missing: list[str] = []
     marker_errors: list[str] = []

@@ -90,18 +90,26 @@ def _indent(prefix: str) -> int:
     return len(prefix) - len(prefix.lstrip(" \t"))
 
 
-def chunk_sentences(text: str, chunk: Chunk) -> list[Sentence]:
-    """The chunk's sentences (document `text`), with list intros and pronoun leads resolved."""
-    spans = [(a, trim_footnote(text, a, b)) for a, b in _split_missed(text, chunk.sentences)]
-    spans = [(a, b) for a, b in spans if b > a]
-    if spans and len(chunk.section) > 10 and text.startswith(chunk.section, spans[0][0]):
-        # A page title glued to the first sentence ("...FSGS PatientsThere was a kidney patient.")
-        a, b = spans[0]
-        rest = a + len(chunk.section)
+def refine_spans(text: str, spans: tuple[Span, ...], section: str = "") -> tuple[Span, ...]:
+    """Final citable sentence spans, computed once at ingest (never re-split when answering):
+    Punkt's missed breaks split, trailing footnote markers trimmed, and a page title glued to
+    the first sentence ("...FSGS PatientsThere was...") left out."""
+    out = [(a, trim_footnote(text, a, b)) for a, b in _split_missed(text, spans)]
+    out = [(a, b) for a, b in out if b > a]
+    if out and len(section) > 10 and text.startswith(section, out[0][0]):
+        a, b = out[0]
+        rest = a + len(section)
         while rest < b and text[rest].isspace():
             rest += 1
         if rest < b and text[rest].isupper():
-            spans[0] = (rest, b)
+            out[0] = (rest, b)
+    return tuple(out)
+
+
+def chunk_sentences(text: str, chunk: Chunk) -> list[Sentence]:
+    """The chunk's sentences (document `text`, spans fixed at ingest), with list intros and
+    pronoun leads resolved."""
+    spans = [(a, b) for a, b in chunk.sentences if b > a]
     prefixes = [_line_prefix(text, a) for a, _ in spans]
     is_item = [bool(_LIST_MARKER.match(p)) and p.strip() != "" for p in prefixes]
     at_line_start = [p.strip() == "" or bool(_LIST_MARKER.match(p)) for p in prefixes]

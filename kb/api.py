@@ -28,6 +28,12 @@ class KnowledgeBase:
         self.settings = settings
         self.retriever = Retriever(contents, embedder, settings.retrieval)
         self._chunks_by_id = {c.chunk_id: c for c in contents.chunks}
+        from kb.query import load_vocabulary
+
+        # The vocabulary this base answers with: the general YAML, plus the abbreviations its
+        # own documents define (mined at ingest). Held here and passed explicitly.
+        pairs = [(a.short, a.long) for a in getattr(contents, "abbreviations", ())]
+        self.vocabulary = load_vocabulary(settings.vocabulary_path).with_abbreviations(pairs)
 
     # -- what is in it -------------------------------------------------------------------
     @property
@@ -64,7 +70,7 @@ class KnowledgeBase:
     def understand(self, question: str, filters: Filters | None = None) -> Query:
         from kb.query import understand
 
-        return understand(question, filters)
+        return understand(question, self.vocabulary, filters)
 
     def search(self, query: str | Query, k: int = 10, filters: Filters | None = None) -> list[Hit]:
         q = query if isinstance(query, Query) else self.understand(query, filters)

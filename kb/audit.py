@@ -21,8 +21,10 @@ from kb.audit_cite import Resolver, find_citations, resolve_references, split_re
 from kb.audit_types import (NO_CLAIM, NOT_FOUND, NUMBERS_DIFFER, SUPPORTED_BY_CITED, SUPPORTED_ELSEWHERE,
                             AuditCitation, AuditReport, AuditSentence, FigureCheck)
 from kb.config import AuditSettings
-from kb.evidence import Evidence, find_evidence, key_terms
+from kb.answer_text import chunk_sentences
+from kb.evidence import Evidence, find_evidence
 from kb.quantities import Quantity, comparable, consistent, quantities
+from kb.query import stems
 from kb.sentences import sentence_spans
 from kb.types import Span
 
@@ -107,11 +109,31 @@ def _claim_figures(claim: str) -> list[Quantity]:
     return quantities(claim)
 
 
+def _key_terms(claim: str) -> list[str]:
+    """The claim's word stems without numbers: what makes it a checkable statement."""
+    return [t for t in dict.fromkeys(stems(claim)) if not re.fullmatch(r"[\d.,]+", t)]
+
+
+def _figure_spans(base: "KnowledgeBase", ev: Evidence) -> list[Span]:
+    """Where the passage's figures may come from: the evidence sentence itself and the spans
+    it depends on (its list intros, the sentence its pronoun refers to), never the sibling
+    list items a quote from an intro to an item passes over (the cyclosporine trough is not
+    the tacrolimus trough)."""
+    try:
+        chunk = base.chunk(ev.chunk_id)
+    except Exception:  # an evidence row without its chunk: its own span only
+        return [(ev.start, ev.end)]
+    for s in chunk_sentences(base.document(ev.source).text, chunk):
+        if s.end == ev.end and s.start >= ev.start:
+            return [(s.start, s.end), *s.context]
+    return [(ev.start, ev.end)]
+
+
 def _figure_checks(base: "KnowledgeBase", claim_qs: Sequence[Quantity], ev: Evidence) -> list[FigureCheck]:
     """Each figure of the sentence against the passage's: a consistent one if there is one,
     else the first comparable one (a conflict), else none (not stated there)."""
     text = base.document(ev.source).text
-    source_qs = quantities(text, ev.start, ev.end)
+    source_qs = [q for a, b in _figure_spans(base, ev) for q in quantities(text, a, b)]
     out = []
     for q in claim_qs:
         same = [s for s in source_qs if comparable(q, s)]
@@ -174,7 +196,7 @@ def audit_sentence(base: "KnowledgeBase", text: str, unit: Unit, index: int,
         return AuditSentence(verdict=NO_CLAIM, reason="a heading", **common)
     if claim.rstrip().endswith("?"):
         return AuditSentence(verdict=NO_CLAIM, reason="a question", **common)
-    if len(key_terms(claim)) < settings.min_claim_terms and not claim_qs:
+    if len(_key_terms(claim)) < settings.min_claim_terms and not claim_qs:
         return AuditSentence(verdict=NO_CLAIM, reason="too few content words to check (a transition or fragment)",
                              **common)
     cited = tuple(dict.fromkeys(s for c in citations for s in c.sources))

@@ -1,127 +1,661 @@
-"""STAND-IN (branch `audit`): the lead is writing the real kb/evidence.py on main, shared by the
-question answerer and the draft audit; at merge this file is replaced by it. Keep the API:
-`Evidence` and `find_evidence(base, text, *, sources=(), k=5)`. No audit logic lives here.
+"""Evidence: which source sentences bear on a text (a question, or a claim being audited),
+scored by one documented model, and which of the text's requirements they meet.
 
-Evidence for a statement: hybrid search (restricted to `sources` when given), then every
-sentence of the retrieved chunks scored by key-term coverage (IDF-weighted share of the
-statement's word stems found in the sentence and its context) and by the cosine of the
-statement with the sentence.
+Shared by the question answerer (kb/answer.py) and the draft auditor: one code path decides
+what a passage must say to count as evidence.
+
+What a text requires (`Needs`):
+  * requirements  hard constraints: every drug, drug class, therapy or disease it names
+                  (vocabulary concepts, drugs the drug library knows, abbreviations the corpus
+                  defines), every literal name no list knows (trial names, gene names: "DUPLEX",
+                  "FSGS-CT", "APOL1"), and a population when one is stated (children, pregnancy,
+                  transplant). Evidence that does not meet one is not evidence for the text.
+  * answer_type   from the question's form: rate, dose, duration, frequency, count, level,
+                  yes/no, definition, or "" (see `answer_type`).
+  * key_terms     the remaining words and topical concepts (with their IDF in the corpus): what
+                  the text is about besides its entities ("liver enzymes checked").
+
+How a candidate sentence scores (all weights in `ScoringSettings`, kb/config.py, fitted on the
+tuning split of the development set, eval/dev/):
+    score = w_dense * cosine(text, sentence with its context)        [stored at ingest]
+          + w_lexical * IDF-weighted share of key terms it (or its context) contains
+          + w_type * (it states a figure of the asked answer type)
+          + w_chunk * (its chunk's hybrid retrieval score, relative to the best)
+    x penalties for sentences that cannot answer on their own (questions, bare list intros).
+A candidate that fails a requirement is dropped, whatever its score.
 """
 from __future__ import annotations
 
+import math
 import re
 import threading
 import weakref
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Sequence
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Iterable, Sequence
 
 import numpy as np
 
-from kb.answer_select import corpus_view
-from kb.answer_text import chunk_sentences
-from kb.query import analyse, load_vocabulary, stems
-from kb.types import Filters
+from kb.answer_text import Figure, Sentence, chunk_sentences, figures
+from kb.config import ScoringSettings
+from kb.query import SECTION_KINDS, Concept, QuestionAnalysis, Vocabulary, analyse, query_for, stems
+from kb.types import Chunk, DocMeta, Filters, Hit, Query
 
 if TYPE_CHECKING:
     from kb.api import KnowledgeBase
 
+# ---------------------------------------------------------------------------- answer types
+
+# The kind of answer a question's form asks for. Patterns are about English question forms, not
+# about any document.
+_TYPE_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("frequency", re.compile(r"\bhow (?:often|frequently)\b.*\b(?:check|checked|monitor|monitored|measure|measured|"
+                             r"test|tested|given|dosed|administered|repeat|repeated|infus\w*|done)\b|"
+                             r"\bhow often\b(?!.*\b(?:respond|remission|relapse|succeed|work))|\bfrequency of\b",
+                             re.IGNORECASE)),
+    ("duration", re.compile(r"\bhow long\b|\bfor how many (?:weeks|months|years|days)\b|\bduration\b|"
+                            r"\bhow many (?:weeks|months|years|days)\b|\bwhen (?:to|should|can) (?:stop|taper)\b",
+                            re.IGNORECASE)),
+    ("dose", re.compile(r"\b(?:what|which|usual|starting|initial|recommended|maximum|max)\s+(?:\w+\s+){0,2}"
+                        r"(?:dose|doses|dosing|dosage)\b|\bdos(?:e|es|ing|age)\b|\bhow much\b|\bhow many mg\b|"
+                        r"\bregimen\b|\bmg/kg\b", re.IGNORECASE)),
+    ("level", re.compile(r"\btrough\b|\blevels?\b.*\b(?:target|aim|goal)\b|\btarget\b.*\blevels?\b|\bconcentration\b",
+                         re.IGNORECASE)),
+    ("rate", re.compile(r"\bwhat (?:proportion|percentage|percent|fraction|share)\b|\bhow many (?:percent|%)\b|"
+                        r"\brates?\b|\bpercentage\b|\bproportion\b|\bhow (?:often|frequently|likely)\b|"
+                        r"\bchances?\b|\blikelihood\b|\bhow (?:effective|well)\b|\befficacy\b|\bsuccess\b",
+                        re.IGNORECASE)),
+    ("count", re.compile(r"\bhow many\b", re.IGNORECASE)),
+    ("definition", re.compile(r"^\s*(?:what\s+is|what's|whats|what\s+are|define|definition of)\b", re.IGNORECASE)),
+    ("yesno", re.compile(r"^\s*(?:is|are|does|do|can|should|could|will|was|were|has|have)\b", re.IGNORECASE)),
+)
+QUANTITATIVE_TYPES = frozenset({"frequency", "duration", "dose", "level", "rate", "count"})
+
+# Figure units (kb.answer_text.figures) that state each quantitative answer type.
+_TYPE_UNITS: dict[str, re.Pattern[str]] = {
+    "dose": re.compile(r"mg/kg(?:/day)?|mg/m²|mg/m2|g/kg|g/d|mg|g|units?|iu|u/kg|mg/day|g/day|ml/kg", re.IGNORECASE),
+    "level": re.compile(r"ng/ml|µg/l|ug/l|ng/dl|mcg/l", re.IGNORECASE),
+    "rate": re.compile(r"%"),
+    "duration": re.compile(r"weeks?|months?|years?|days?", re.IGNORECASE),
+    "count": re.compile(r"patients?|participants?|children|adults|subjects|cases|trials?|studies|people|"
+                        r"individuals|eyes|kidneys|centers|centres", re.IGNORECASE),
+}
+# Frequency is stated in words as often as in figures ("monthly", "every 3 months").
+_FREQUENCY = re.compile(r"\b(?:daily|weekly|monthly|yearly|annually|quarterly|every\s+(?:\d+\s*(?:-|to)\s*)?\d*\s*"
+                        r"(?:days?|weeks?|months?|years?|hours?)|once|twice|three times|times (?:a|per)|"
+                        r"per (?:day|week|month|year)|at (?:baseline|initiation)|(?:before|prior to) (?:initiation|"
+                        r"starting|treatment)|periodically|regularly)\b", re.IGNORECASE)
+_NUMBER_WORDS = r"(?:\d+(?:[.,]\d+)?|one|two|three|four|five|six|seven|eight|nine|ten|twelve)"
+_COUNT = re.compile(rf"\b{_NUMBER_WORDS}\s+(?:\w+\s+)?(?:patients?|participants?|children|adults|subjects|cases|"
+                    rf"trials?|studies|people|individuals|centers|centres)\b|\bn\s*=\s*\d+", re.IGNORECASE)
+_PROPORTION = re.compile(r"\b\d+\s*(?:of|/|out of)\s*\d+\b|\b(?:half|one-third|a third|two-thirds|a quarter|"
+                         r"majority|most)\b", re.IGNORECASE)
+_YEARS_AS_DURATION = re.compile(r"\bfor\b|\bover\b|\bafter\b|\bwithin\b|\bat least\b|\bduring\b|\bup to\b|"
+                                r"\bcontinu|\bfollow|\bdurat|\btaper|\bminimum|\bperiod", re.IGNORECASE)
+
+
+def answer_type(question: str) -> str:
+    """The answer type a question's form asks for ("" when it asks none in particular)."""
+    for kind, pattern in _TYPE_PATTERNS:
+        if pattern.search(question):
+            return kind
+    return ""
+
+
+def states_type(kind: str, text: str, figs: Sequence[Figure]) -> bool:
+    """Does a sentence state a figure (or phrase) of the answer type `kind`?"""
+    if kind == "frequency":
+        return bool(_FREQUENCY.search(text))
+    if kind == "count":
+        return bool(_COUNT.search(text))
+    pattern = _TYPE_UNITS.get(kind)
+    if pattern is None:
+        return False
+    hit = any(f.unit and pattern.fullmatch(f.unit) for f in figs)
+    if kind == "rate" and not hit:
+        return bool(_PROPORTION.search(text))
+    if kind == "duration" and hit:
+        return bool(_YEARS_AS_DURATION.search(text)) or any(f.unit.startswith(("week", "month", "day"))
+                                                               for f in figs)
+    return hit
+
+
+# ---------------------------------------------------------------------------- annotations
+
+# How directly a sentence is about a concept: named in the sentence itself, in its list intro
+# or the sentence its pronoun refers to, in a heading above it (or the passage's first
+# sentence), or only in its document's title.
+OWN, CONTEXT, HEADING, TITLE = 1.0, 0.8, 0.6, 0.4
+
+
+@dataclass(frozen=True)
+class Annotated:
+    """A candidate sentence with what it is about."""
+
+    sent: Sentence
+    weights: dict[str, float]  # concept id -> OWN / CONTEXT / HEADING / TITLE
+    stems: frozenset[str]
+    context_stems: frozenset[str]
+    figures: tuple[Figure, ...]
+    meta: DocMeta
+    row: int = -1  # row of the sentence's vector in the index (-1: none stored)
+    drugs: frozenset[str] = frozenset()  # drug-like concepts the sentence (else its context) is about
+
+    def about(self, ids: Iterable[str]) -> float:
+        return max((self.weights.get(i, 0.0) for i in ids), default=0.0)
+
+
+def _drugs(vocab: Vocabulary, weights: dict[str, float]) -> frozenset[str]:
+    best = max((w for c, w in weights.items() if c in vocab.concepts and vocab.concepts[c].kind in SECTION_KINDS),
+               default=0.0)
+    return frozenset(c for c, w in weights.items() if w == best and best > 0
+                     and c in vocab.concepts and vocab.concepts[c].kind in SECTION_KINDS)
+
+
+def _weights(vocab: Vocabulary, s: Sentence, ctx_text: str, topic_ids: set[str],
+             title_ids: set[str]) -> dict[str, float]:
+    """Concept -> how directly the sentence is about it. Drugs are inherited from the context,
+    the passage's first sentence, the headings, then the title, only while the sentence itself
+    names none (a sentence about "this drug" in a review of cyclosporine is about cyclosporine)."""
+    weights: dict[str, float] = {}
+
+    def add(ids: Iterable[str], w: float) -> None:
+        for c in vocab.with_classes(ids):
+            weights[c] = max(weights.get(c, 0.0), w)
+
+    def names_a_drug() -> bool:
+        return any(vocab.concepts[c].kind in SECTION_KINDS for c in weights)
+
+    add(vocab.concepts_in(s.text), OWN)
+    if ctx_text:
+        add(vocab.concepts_in(ctx_text), CONTEXT)
+    if not names_a_drug():
+        add([c for c in topic_ids if vocab.concepts[c].kind in SECTION_KINDS], HEADING)
+    has_drug = names_a_drug()
+    add([c for c in vocab.concepts_in(s.heading) if not has_drug or vocab.concepts[c].kind not in SECTION_KINDS],
+        HEADING)
+    if not names_a_drug():
+        add(title_ids, TITLE)
+    return weights
+
+
+@dataclass
+class CorpusView:
+    """Per-index caches: sentence annotations per chunk, concept presence, document frequency."""
+
+    base: "KnowledgeBase"
+    vocab: Vocabulary
+    sentences: dict[str, tuple[Annotated, ...]] = field(default_factory=dict)
+    present: dict[str, bool] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    chunk_rows: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.chunk_rows = {c.chunk_id: i for i, c in enumerate(self.base.contents.chunks)}
+
+    # -- corpus-wide facts ------------------------------------------------------------
+    def df(self, stem: str) -> int:
+        """Chunks containing `stem` (from BM25's posting lists: no scan of the chunks)."""
+        bm25 = self.base.contents.bm25
+        if bm25 is None:
+            return 0
+        i = bm25.vocab_dict.get(stem)
+        indptr = bm25.scores["indptr"]
+        if i is None or i + 1 >= len(indptr):
+            return 0
+        return int(indptr[i + 1] - indptr[i])
+
+    def postings(self, stem: str) -> np.ndarray:
+        """Rows of the chunks containing `stem`."""
+        bm25 = self.base.contents.bm25
+        i = bm25.vocab_dict.get(stem) if bm25 is not None else None
+        if i is None or i + 1 >= len(bm25.scores["indptr"]):
+            return np.zeros(0, dtype=np.int64)
+        a, b = bm25.scores["indptr"][i], bm25.scores["indptr"][i + 1]
+        return np.asarray(bm25.scores["indices"][a:b])
+
+    @property
+    def n_chunks(self) -> int:
+        return max(1, len(self.base.contents.chunks))
+
+    def idf(self, stem: str) -> float:
+        return math.log(1.0 + (self.n_chunks + 1) / (self.df(stem) + 0.5))
+
+    def has_word(self, word: str) -> bool:
+        toks = stems(word)
+        return bool(toks) and all(self.df(s) > 0 for s in toks)
+
+    def chunks_with_terms(self, terms: Iterable[str]) -> list[int]:
+        """Rows of chunks that may contain one of `terms`: every stem of a term must be in the
+        chunk (BM25 postings intersected; a phrase check is left to the caller)."""
+        rows: set[int] = set()
+        for t in terms:
+            toks = stems(t)
+            if not toks:
+                continue
+            common: set[int] | None = None
+            for s in toks:
+                p = set(self.postings(s).tolist())
+                common = p if common is None else common & p
+                if not common:
+                    break
+            rows |= common or set()
+        return sorted(rows)
+
+    def has_concept(self, concept: Concept) -> bool:
+        """Does any passage of the corpus mention the concept (any of its terms)? Looked up in
+        BM25's postings, then confirmed by a phrase match in those chunks only."""
+        key = concept.id
+        if key not in self.present:
+            self.present[key] = self._scan(concept)
+        return self.present[key]
+
+    def _scan(self, concept: Concept) -> bool:
+        terms = [t for t in (*concept.terms, *concept.library_terms) if t.strip()]
+        pattern = term_pattern(terms)
+        if pattern is None:
+            return False
+        chunks = self.base.contents.chunks
+        return any(pattern.search(chunks[i].text) for i in self.chunks_with_terms(terms))
+
+    # -- sentences --------------------------------------------------------------------
+    def annotated(self, chunk: Chunk) -> tuple[Annotated, ...]:
+        cached = self.sentences.get(chunk.chunk_id)
+        if cached is None:
+            cached = tuple(self._annotate(chunk))
+            with self.lock:
+                self.sentences[chunk.chunk_id] = cached
+        return cached
+
+    def _annotate(self, chunk: Chunk) -> list[Annotated]:
+        vocab = self.vocab
+        doc = self.base.document(chunk.source)
+        text = doc.text
+        title_ids = vocab.concepts_in(doc.title)
+        sentences = chunk_sentences(text, chunk)
+        topic_ids = vocab.concepts_in(sentences[0].text) if sentences else set()
+        row_of = self.chunk_rows.get(chunk.chunk_id)
+        rows = list(self.base.contents.sentence_rows(row_of)) if row_of is not None and \
+            self.base.contents.sentence_offsets else []
+        out = []
+        for i, s in enumerate(sentences):
+            ctx_text = " ".join(text[a:b] for a, b in s.context)
+            weights = _weights(vocab, s, ctx_text, topic_ids, title_ids)
+            out.append(Annotated(
+                sent=s, weights=weights, stems=frozenset(stems(s.text)),
+                context_stems=frozenset(stems(" ".join((ctx_text, s.heading, doc.title)))),
+                figures=tuple(f for f in figures(text, s.start, s.end) if f.unit), meta=doc.meta,
+                row=rows[i] if i < len(rows) else -1, drugs=_drugs(vocab, weights)))
+        return out
+
+
+_VIEWS: "weakref.WeakKeyDictionary[KnowledgeBase, CorpusView]" = weakref.WeakKeyDictionary()
+_VIEWS_LOCK = threading.Lock()
+
+
+def corpus_view(base: "KnowledgeBase") -> CorpusView:
+    with _VIEWS_LOCK:
+        view = _VIEWS.get(base)
+        if view is None:
+            view = _VIEWS[base] = CorpusView(base, base.vocabulary)
+        return view
+
+
+def term_pattern(terms: Iterable[str]) -> re.Pattern[str] | None:
+    """Whole-word, case-insensitive match of any of `terms` (spaces = hyphens, plural s)."""
+    bodies = []
+    for t in terms:
+        words = [w for w in re.split(r"[\s\-]+", t.strip()) if w]
+        if words:
+            bodies.append(r"[\s\-]+".join(re.escape(w) for w in words) + r"(?:s|es)?")
+    if not bodies:
+        return None
+    return re.compile(r"(?<![\w])(?:" + "|".join(sorted(set(bodies), key=len, reverse=True)) + r")(?![\w])",
+                      re.IGNORECASE)
+
+
+# ---------------------------------------------------------------------------- needs
+
+@dataclass(frozen=True)
+class Requirement:
+    """Something the evidence must mention for the text to be covered."""
+
+    kind: str  # "entity" (sentence-level: drug, class, therapy, disease) | "name" | "population"
+    label: str
+    ids: frozenset[str] = frozenset()  # vocabulary concepts that meet it (with members)
+    terms: tuple[str, ...] = ()  # literal names that meet it (drugs the vocabulary lacks, trial names)
+    key: str = ""  # the concept / entity id it stands for
+
+    @property
+    def scope(self) -> str:
+        """Where the evidence must meet it: the sentence (with its context, headings and title)
+        for entities; anywhere in the evidence's document for names and populations (a trial
+        abstract names its trial and population once)."""
+        return "sentence" if self.kind == "entity" else "document"
+
+
+@dataclass(frozen=True)
+class KeyTerm:
+    """A word (or a vocabulary concept named in the text) the evidence should contain."""
+
+    text: str  # as written in the text
+    stems: frozenset[str]  # all must be in a sentence for it to contain the word ...
+    ids: frozenset[str]  # ... or the sentence is about one of these concepts (synonyms count)
+    weight: float  # IDF of its rarest stem in the corpus
+
+
+@dataclass(frozen=True)
+class Needs:
+    text: str
+    analysis: QuestionAnalysis
+    query: Query
+    requirements: tuple[Requirement, ...]
+    answer_type: str
+    key_terms: tuple[KeyTerm, ...]  # what the text asks about besides its required entities
+
+    @property
+    def key_weight(self) -> float:
+        return sum(k.weight for k in self.key_terms)
+
+
+_NAME = re.compile(r"(?<![\w-])(?:[A-Z][A-Za-z0-9]*[A-Z0-9][A-Za-z0-9]*(?:-[A-Za-z0-9]+)*|"
+                   r"[A-Za-z]+\d+[A-Za-z0-9]*(?:-[A-Za-z0-9]+)*|[A-Z]{2,}(?:-[A-Za-z0-9]+)+)(?![\w-])")
+
+
+def needs_for(base: "KnowledgeBase", text: str, filters: Filters | None = None,
+              analysis: QuestionAnalysis | None = None) -> Needs:
+    """What a question (or claim) requires of its evidence (see the module docstring)."""
+    vocab = base.vocabulary
+    view = corpus_view(base)
+    a = analysis or analyse(text, vocab)
+    reqs: list[Requirement] = []
+    covered: list[tuple[int, int]] = [(m.start, m.end) for m in a.mentions]
+    for e in a.entities:
+        c = vocab.concepts[e]
+        kind = "population" if c.kind == "population" else "entity"
+        reqs.append(Requirement(kind, c.label, frozenset(vocab.with_members([e])), (), e))
+    for cid in a.concepts:
+        c = vocab.concepts[cid]
+        if c.kind == "population" and cid not in a.entities:
+            reqs.append(Requirement("population", c.label, frozenset(vocab.with_members([cid])), (), cid))
+    for d in a.unknown_drugs:
+        reqs.append(Requirement("entity", d.label, frozenset({d.id}), d.terms, d.id))
+        for t in d.terms:
+            for m in re.finditer(r"(?<!\w)" + re.escape(t) + r"(?!\w)", text, re.IGNORECASE):
+                covered.append((m.start(), m.end()))
+    # Names no list knows (trial acronyms, genes): literal constraints on the evidence's document.
+    letters = [ch for ch in text if ch.isalpha()]
+    shouting = len(letters) > 8 and sum(ch.isupper() for ch in letters) > len(letters) / 2
+    if not shouting:
+        for m in _NAME.finditer(text):
+            if any(s <= m.start() and m.end() <= e for s, e in covered):
+                continue
+            token = m.group(0)
+            if token.lower() in vocab.question_words or len(token) < 3 and not any(ch.isdigit() for ch in token):
+                continue
+            if vocab.owner_of(token) is not None:
+                continue
+            reqs.append(Requirement("name", token, frozenset(), (token,), "name:" + token.lower()))
+            covered.append((m.start(), m.end()))
+    # Key terms: topical concepts named (matched through any synonym), then the remaining words
+    # without entity words, question words and stop words.
+    qwords = vocab.question_word_stems
+    keys: list[KeyTerm] = []
+    for m in a.mentions:
+        c = vocab.concepts[m.concept]
+        if c.generic or any(s <= m.start and m.end <= e for s, e in covered if (s, e) != (m.start, m.end)) \
+                or m.concept in a.entities or c.kind == "population":
+            continue
+        st = frozenset(x for x in stems(m.text) if x not in qwords)
+        if not st:
+            continue
+        keys.append(KeyTerm(m.text, st, frozenset(vocab.with_members([m.concept])),
+                            max(view.idf(x) for x in st)))
+    chars = list(text)
+    for s, e in covered:
+        chars[s:e] = " " * (e - s)
+    named = {x for k in keys for x in k.stems}
+    for w in re.finditer(r"[A-Za-z0-9][\w\-/']*", "".join(chars)):
+        for x in stems(w.group(0)):
+            if x in qwords or x in named:
+                continue
+            named.add(x)
+            keys.append(KeyTerm(w.group(0), frozenset({x}), frozenset(), view.idf(x)))
+    return Needs(text=text, analysis=a, query=query_for(a, vocab, filters), requirements=tuple(reqs),
+                 answer_type=answer_type(text), key_terms=tuple(keys))
+
+
+def key_coverage(ann: Annotated, keys: Sequence[KeyTerm], context_credit: float) -> float:
+    """IDF-weighted share of the key terms a sentence contains (its context counts partly)."""
+    total = sum(k.weight for k in keys)
+    if total <= 0:
+        return 0.0
+    got = 0.0
+    for k in keys:
+        if k.stems <= ann.stems or (k.ids and ann.about(k.ids) >= CONTEXT):
+            got += k.weight
+        elif k.stems <= (ann.stems | ann.context_stems) or (k.ids and ann.about(k.ids) > 0):
+            got += context_credit * k.weight
+    return got / total
+
+
+# ---------------------------------------------------------------------------- scoring
+
+@dataclass(frozen=True)
+class Signals:
+    dense: float  # cosine of the text and the sentence with its context
+    lexical: float  # IDF-weighted share of key stems in the sentence (context counts partly)
+    type_match: float  # 1.0 when it states a figure of the asked answer type
+    chunk: float  # its chunk's hybrid score relative to the best retrieved chunk
+    entity: float  # weakest aboutness over the sentence-level requirements (1.0 when none)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    ann: Annotated
+    signals: Signals
+    score: float
+    unmet: tuple[str, ...]  # labels of requirements this sentence does not meet
+
+    @property
+    def eligible(self) -> bool:
+        return not self.unmet
+
+
+def meets(view: CorpusView, ann: Annotated, req: Requirement, settings: ScoringSettings) -> bool:
+    if req.scope == "sentence":
+        if req.ids and ann.about(req.ids) >= settings.min_entity_aboutness:
+            return True
+        if req.terms:
+            pattern = term_pattern(req.terms)
+            ctx = " ".join((ann.sent.text, ann.sent.heading,
+                            *(view.base.document(ann.sent.source).text[a:b] for a, b in ann.sent.context),
+                            view.base.document(ann.sent.source).title))
+            return bool(pattern and pattern.search(ctx))
+        return False
+    return document_mentions(view, ann.sent.source, req)
+
+
+def document_mentions(view: CorpusView, source: str, req: Requirement) -> bool:
+    doc = view.base.document(source)
+    terms = list(req.terms)
+    for i in req.ids:
+        c = view.vocab.concepts.get(i)
+        if c is not None:
+            terms += [*c.terms, *c.library_terms]
+    pattern = term_pattern(terms)
+    return bool(pattern and (pattern.search(doc.text) or pattern.search(doc.title)))
+
+
+def sentence_vector_scores(base: "KnowledgeBase", query_vec: np.ndarray, anns: Sequence[Annotated]) -> np.ndarray:
+    """Cosine of the query with each sentence's stored vector (0 where none is stored)."""
+    rows = [a.row for a in anns]
+    out = np.zeros(len(anns), dtype=np.float32)
+    have = [i for i, r in enumerate(rows) if r >= 0]
+    if have:
+        mat = np.asarray(base.contents.sentence_vectors[[rows[i] for i in have]], dtype=np.float32)
+        out[have] = mat @ query_vec.astype(np.float32)
+    return out
+
+
+def score_candidates(base: "KnowledgeBase", needs: Needs, chunks: Sequence[Chunk], hits: Sequence[Hit],
+                     query_vec: np.ndarray, *, requirements: Sequence[Requirement] | None = None,
+                     key_terms: Sequence[KeyTerm] | None = None) -> list[Candidate]:
+    """Every sentence of `chunks`, scored (best first). `requirements` / `key_terms` override the
+    needs' own (a comparison section drops the other compared entities)."""
+    s = base.settings.scoring
+    view = corpus_view(base)
+    reqs = needs.requirements if requirements is None else tuple(requirements)
+    keys = needs.key_terms if key_terms is None else tuple(key_terms)
+    hit_scores = {h.chunk.chunk_id: h.score for h in hits}
+    top = max(hit_scores.values(), default=1.0) or 1.0
+    anns = [a for c in chunks for a in view.annotated(c)]
+    dense = sentence_vector_scores(base, query_vec, anns)
+    out: list[Candidate] = []
+    for a, d in zip(anns, dense):
+        lexical = key_coverage(a, keys, s.context_credit)
+        typed = 1.0 if needs.answer_type in QUANTITATIVE_TYPES and states_type(
+            needs.answer_type, a.sent.text, a.figures) else 0.0
+        sent_reqs = [r for r in reqs if r.scope == "sentence" and r.ids]
+        entity = min((a.about(r.ids) for r in sent_reqs), default=1.0)
+        unmet = tuple(r.label for r in reqs if not meets(view, a, r, s))
+        chunk = hit_scores.get(a.sent.chunk_id, 0.0) / top
+        score = (s.w_dense * float(d) + s.w_lexical * lexical + s.w_type * typed + s.w_chunk * chunk
+                 + s.w_entity * entity)
+        if a.sent.is_question:
+            score *= s.question_penalty
+        elif a.sent.ends_with_colon:
+            score *= s.intro_penalty
+        elif len(a.sent.text) < s.short_chars and not a.sent.intro:
+            score *= s.short_penalty
+        out.append(Candidate(a, Signals(float(d), lexical, typed, chunk, entity), score, unmet))
+    out.sort(key=lambda c: (-c.score, c.ann.sent.source, c.ann.sent.start))
+    return out
+
+
+def gather(base: "KnowledgeBase", needs: Needs, k: int, extra_queries: Iterable[Query] = ()
+           ) -> tuple[list[Hit], list[Chunk], np.ndarray]:
+    """Hybrid hits for the text, its best BM25 chunks whatever their document, and BM25 hits per
+    extra query (compared entities), plus the chunks naming each required entity or name (so a
+    document that is the only one to name a trial is always considered)."""
+    retriever = base.retriever
+    query_vec = retriever.query_vector(needs.query)
+    hits = retriever.search(needs.query, k, query_vec=query_vec)
+    chunks = {h.chunk.chunk_id: h.chunk for h in hits}
+    all_chunks = base.contents.chunks
+    for i, _ in retriever.bm25(needs.query, k // 2):
+        c = all_chunks[i]
+        if accepts(base, needs.query.filters, c):
+            chunks.setdefault(c.chunk_id, c)
+    for q in extra_queries:
+        per_doc: dict[str, int] = {}
+        taken = 0
+        for i, _ in retriever.bm25(q, 4 * k):
+            c = all_chunks[i]
+            if per_doc.get(c.source, 0) >= 2 or not accepts(base, needs.query.filters, c):
+                continue
+            per_doc[c.source] = per_doc.get(c.source, 0) + 1
+            chunks.setdefault(c.chunk_id, c)
+            taken += 1
+            if taken >= k:
+                break
+    # Literal names (trials, genes) are rare words: their chunks, ranked by the question's
+    # vector, join the candidates (bounded, so a common name cannot flood them).
+    view = corpus_view(base)
+    for r in needs.requirements:
+        if r.kind != "name":
+            continue
+        rows = view.chunks_with_terms(r.terms)
+        rows = [i for i in rows if accepts(base, needs.query.filters, all_chunks[i])]
+        if rows:
+            sims = base.contents.vectors[rows] @ query_vec
+            for j in np.argsort(-sims)[: base.settings.scoring.name_chunks]:
+                chunks.setdefault(all_chunks[rows[int(j)]].chunk_id, all_chunks[rows[int(j)]])
+    return hits, list(chunks.values()), query_vec
+
+
+def accepts(base: "KnowledgeBase", filters: Filters, chunk: Chunk) -> bool:
+    if filters.is_empty():
+        return True
+    doc = base.contents.documents.get(chunk.source)
+    return doc is not None and filters.accepts(doc.meta, chunk.source)
+
+
+# ---------------------------------------------------------------------------- coverage
+
+def coverage(needs: Needs, chosen: Sequence[Candidate], settings: ScoringSettings) -> str:
+    """Why the chosen evidence does not cover the text ("" when it does): the one abstention
+    rule. Every requirement must be met by some chosen sentence; the best one must score high
+    enough; the key words must be covered (or the meaning close, by the embedding); and a
+    question asking for a figure must get a sentence stating one."""
+    if not chosen:
+        return "no passage scores high enough on it"
+    unmet = [r.label for r in needs.requirements
+             if all(r.label in c.unmet for c in chosen)]
+    if unmet:
+        return "no passage about it mentions " + join_or(unmet)
+    best = chosen[0]
+    if best.score < settings.min_score:
+        return "no passage is close enough to it"
+    if needs.key_terms:
+        covered = max(c.signals.lexical for c in chosen)
+        dense = max(c.signals.dense for c in chosen)
+        if covered < settings.min_key_coverage and dense < settings.min_dense_alone:
+            missing = [k.text.lower() for k in needs.key_terms
+                       if not any(key_coverage(c.ann, [k], 1.0) > 0 for c in chosen)]
+            return "no passage covers " + (", ".join(dict.fromkeys(missing)) if missing else "its key terms")
+    if settings.require_answer_type and needs.answer_type in QUANTITATIVE_TYPES \
+            and not any(c.signals.type_match for c in chosen):
+        what = {"rate": "a rate or proportion", "dose": "a dose", "duration": "a duration",
+                "frequency": "how often", "count": "a number", "level": "a target level"}[needs.answer_type]
+        return f"no passage on it states {what}"
+    return ""
+
+
+def join_or(items: Sequence[str]) -> str:
+    items = list(dict.fromkeys(items))
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " or " + items[-1]
+
+
+# ---------------------------------------------------------------------------- audit API
 
 @dataclass(frozen=True)
 class Evidence:
+    """One evidence sentence for a text: `quote == document.text[start:end]`."""
+
     source: str
     title: str
     start: int
     end: int
-    quote: str  # == document.text[start:end]
+    quote: str
     score: float
     chunk_id: str
     section: str
     coverage: float  # IDF-weighted share of the text's key terms in the sentence and its context
-    dense: float  # cosine of the text with the sentence
-    missing: tuple[str, ...]  # named drugs/entities of the text the evidence does not mention
-
-
-_CONTEXT_WEIGHT, _TITLE_WEIGHT = 1.0, 0.5
-_COVERAGE_SHARE = 0.6  # score = share * coverage + (1 - share) * dense
-_SEARCH_DEPTH = 3  # chunks retrieved per evidence sentence asked for
-_NUMBER = re.compile(r"^\d+(?:\.\d+)?$")
-
-_CACHE: "weakref.WeakKeyDictionary[KnowledgeBase, dict[tuple[str, int, int], np.ndarray]]" = \
-    weakref.WeakKeyDictionary()
-_LOCK = threading.Lock()
-
-
-def key_terms(text: str) -> list[str]:
-    """The statement's word stems, numbers left out (figures are compared on their own)."""
-    return [s for s in dict.fromkeys(stems(text)) if not _NUMBER.match(s)]
-
-
-def _entities(text: str) -> list[tuple[str, "re.Pattern[str] | None", set[str]]]:
-    """(label, pattern for words no vocabulary knows, concept ids that satisfy it)."""
-    vocab = load_vocabulary()
-    a = analyse(text)
-    out: list[tuple[str, re.Pattern[str] | None, set[str]]] = []
-    for e in a.entities:
-        c = vocab.concepts[e]
-        if c.kind in ("drug", "drug_class", "therapy"):
-            out.append((c.label, None, vocab.with_members([e])))
-    for d in a.unknown_drugs:
-        out.append((d.label, re.compile("|".join(rf"(?<!\w){re.escape(t)}(?!\w)" for t in d.terms), re.I), set()))
-    for t in a.unknown_terms:
-        out.append((t, re.compile(rf"(?<!\w){re.escape(t)}(?!\w)"), set()))
-    return out
-
-
-def _vectors(base: "KnowledgeBase", rows: list[tuple[str, int, int, str]]) -> np.ndarray:
-    with _LOCK:
-        cache = _CACHE.setdefault(base, {})
-    todo = [r for r in rows if r[:3] not in cache]
-    if todo:
-        vecs = base.embedder.encode([r[3] for r in todo])
-        with _LOCK:
-            for r, v in zip(todo, vecs):
-                cache[r[:3]] = np.asarray(v, dtype=np.float32)
-    return np.stack([cache[r[:3]] for r in rows]) if rows else np.zeros((0, 1), dtype=np.float32)
+    dense: float  # cosine of the text and the sentence with its context
+    missing: tuple[str, ...]  # requirements of the text this evidence does not meet
 
 
 def find_evidence(base: "KnowledgeBase", text: str, *, sources: Sequence[str] = (), k: int = 5) -> list[Evidence]:
-    """The k sentences of the corpus (of `sources` when given) that best bear on `text`."""
-    hits = base.search(text, k=max(k * _SEARCH_DEPTH, 10), filters=Filters(sources=tuple(sources)))
-    if not hits:
-        return []
-    view = corpus_view(base)
-    vocab = load_vocabulary()
-    terms = key_terms(text)
-    weights = {t: view.idf(t) for t in terms}
-    total = sum(weights.values()) or 1.0
-    entities = _entities(text)
-    cands: list[tuple[Evidence, str]] = []
-    rows: list[tuple[str, int, int, str]] = []
-    seen: set[tuple[str, int, int]] = set()
-    for hit in hits:
-        doc = base.document(hit.chunk.source)
-        for s in chunk_sentences(doc.text, hit.chunk):
-            if (s.source, s.start, s.end) in seen:
-                continue
-            seen.add((s.source, s.start, s.end))
-            ctx = " ".join([*(doc.text[a:b] for a, b in s.context), s.heading])
-            own, near, title = set(stems(s.text)), set(stems(ctx)), set(stems(doc.title))
-            got = sum(w * (1.0 if t in own else _CONTEXT_WEIGHT if t in near else _TITLE_WEIGHT if t in title
-                           else 0.0) for t, w in weights.items())
-            pool = " ".join((s.text, ctx, doc.title))
-            found = vocab.with_classes(vocab.concepts_in(pool))
-            missing = tuple(label for label, pattern, ids in entities
-                            if not (ids & found if ids else pattern is not None and pattern.search(pool)))
-            ev = Evidence(source=s.source, title=doc.title, start=s.start, end=s.end, quote=s.text, score=0.0,
-                          chunk_id=s.chunk_id, section=s.section, coverage=round(got / total, 4), dense=0.0,
-                          missing=missing)
-            cands.append((ev, s.text))
-            rows.append((s.source, s.start, s.end, s.text))
-    claim = np.asarray(base.embedder.encode([text])[0], dtype=np.float32)
-    dense = _vectors(base, rows) @ claim
+    """The best evidence sentences for `text` in the corpus, or only in `sources` when given;
+    those meeting every requirement first."""
+    filters = Filters(sources=tuple(sources)) if sources else Filters()
+    needs = needs_for(base, text, filters)
+    hits, chunks, qvec = gather(base, needs, base.settings.answer.retrieval_k)
+    cands = score_candidates(base, needs, chunks, hits, qvec)
+    if sources:
+        cands = [c for c in cands if c.ann.sent.source in sources]
+    cands.sort(key=lambda c: (bool(c.unmet), -c.score))
     out = []
-    for (ev, _), d in zip(cands, dense.tolist()):
-        score = _COVERAGE_SHARE * ev.coverage + (1 - _COVERAGE_SHARE) * max(d, 0.0)
-        out.append(Evidence(**{**ev.__dict__, "dense": round(float(d), 4), "score": round(score, 4)}))
-    out.sort(key=lambda e: (-e.score, e.source, e.start))
-    return out[:k]
+    for c in cands[:k]:
+        s = c.ann.sent
+        doc = base.document(s.source)
+        a, b = s.quote_span()
+        out.append(Evidence(source=s.source, title=doc.title, start=a, end=b, quote=doc.text[a:b],
+                            score=round(c.score, 4), chunk_id=s.chunk_id, section=s.section,
+                            coverage=round(c.signals.lexical, 4), dense=round(c.signals.dense, 4),
+                            missing=c.unmet))
+    return out
+
+
+def with_requirements(needs: Needs, keep: Iterable[Requirement]) -> Needs:
+    return replace(needs, requirements=tuple(keep))

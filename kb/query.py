@@ -115,14 +115,7 @@ class QuestionAnalysis:
     attributes: tuple[str, ...] = ()  # attribute ids the question asks for
     content_words: tuple[str, ...] = ()  # remaining topical words ("coffee", "bread")
     comparative: bool = False  # "X vs Y", "compare X and Y", "X or Y", "X and Y doses"
-
-    @property
-    def section_entities(self) -> tuple[str, ...]:
-        """Entities an answer gets one section each for (comparisons, "X and Y" questions)."""
-        vocab = load_vocabulary()
-        ids = [e for e in self.entities if e in vocab.concepts and vocab.concepts[e].kind in SECTION_KINDS]
-        ids += [d.id for d in self.unknown_drugs]
-        return tuple(ids)
+    section_entities: tuple[str, ...] = ()  # entities an answer gets one section each for
 
 
 # ---------------------------------------------------------------------------- vocabulary
@@ -146,7 +139,9 @@ class Vocabulary:
     """Concepts and attributes of vocabulary.yaml, with compiled matchers (read-only)."""
 
     def __init__(self, concepts: dict[str, Concept], attributes: dict[str, Attribute],
-                 question_words: frozenset[str], library_names: dict[str, str] | None = None) -> None:
+                 question_words: frozenset[str], library_names: dict[str, str] | None = None,
+                 digest: str = "") -> None:
+        self.digest = digest  # sha256 of what it was built from (recorded in manifests and answers)
         self.concepts = concepts
         self.attributes = attributes
         self.question_words = question_words
@@ -211,6 +206,44 @@ class Vocabulary:
     def owner_of(self, term: str) -> str | None:
         return self._term_owner.get(term.lower())
 
+    def with_abbreviations(self, pairs: Iterable[tuple[str, str]]) -> "Vocabulary":
+        """A copy that also knows abbreviations the corpus defines ("CsA" = "cyclosporine A"):
+        a short form whose long form a concept already owns becomes one of its terms; any other
+        pair becomes a concept of its own (a drug when the drug library knows the long form), so
+        questions using the short form find passages using the long one and vice versa."""
+        import hashlib
+
+        concepts = dict(self.concepts)
+        added: list[str] = []
+        lib = drug_library()
+        for short, long in pairs:
+            short, long = short.strip(), long.strip()
+            if not short or not long or self.owner_of(short) is not None:
+                continue
+            owner = self.owner_of(long)
+            if owner is None:
+                for n in _long_form_variants(long):
+                    owner = self.owner_of(n)
+                    if owner:
+                        break
+            if owner is not None:
+                c = concepts[owner]
+                concepts[owner] = Concept(c.id, c.label, c.kind, (*c.terms, short), c.question_terms, c.members,
+                                          c.generic, c.library_terms)
+            else:
+                cid = "abbr:" + short.lower()
+                if cid in concepts:
+                    c = concepts[cid]
+                    concepts[cid] = Concept(c.id, c.label, c.kind, tuple(dict.fromkeys((*c.terms, long))))
+                    continue
+                is_drug = bool(lib and any("drugbank_id" in d for _, d, _, _ in lib.find(long)))
+                concepts[cid] = Concept(cid, f"{long} ({short})", "drug" if is_drug else "topic", (short, long))
+            added.append(f"{short}={long}")
+        if not added:
+            return self
+        digest = hashlib.sha256((self.digest + "\n" + "\n".join(sorted(added))).encode("utf-8")).hexdigest()
+        return Vocabulary(concepts, self.attributes, self.question_words, self._library_names, digest)
+
     def concept_for_library_name(self, name: str) -> str | None:
         return self._library_names.get(name.lower())
 
@@ -260,7 +293,15 @@ def _library_synonyms(name: str) -> tuple[str, ...]:
     return lib.synonyms(name) if lib is not None else ()
 
 
-def _parse(data: dict[str, Any], with_library: bool) -> Vocabulary:
+def _long_form_variants(long: str) -> list[str]:
+    """"calcineurin inhibitors" -> ["calcineurin inhibitor"]: plural long forms."""
+    out = []
+    if long.lower().endswith("s"):
+        out.append(long[:-1])
+    return out
+
+
+def _parse(data: dict[str, Any], with_library: bool, digest: str = "") -> Vocabulary:
     concepts: dict[str, Concept] = {}
     library_names: dict[str, str] = {}
     for cid, d in (data.get("concepts") or {}).items():
@@ -286,16 +327,18 @@ def _parse(data: dict[str, Any], with_library: bool) -> Vocabulary:
         for aid, a in (data.get("attributes") or {}).items()
     }
     return Vocabulary(concepts, attributes, frozenset(w.lower() for w in _as_tuple(data.get("question_words"))),
-                      library_names)
+                      library_names, digest)
 
 
 @lru_cache(maxsize=4)
 def load_vocabulary(path: str | Path | None = None, with_library: bool = True) -> Vocabulary:
     """The vocabulary (cached: loaded once per process and path)."""
+    import hashlib
+
     p = Path(path) if path is not None else VOCABULARY_PATH
-    with open(p, encoding="utf-8") as f:
-        data = yaml.safe_load(f) or {}
-    return _parse(data, with_library)
+    raw = p.read_bytes()
+    data = yaml.safe_load(raw.decode("utf-8")) or {}
+    return _parse(data, with_library, hashlib.sha256(raw).hexdigest())
 
 
 # ---------------------------------------------------------------------------- drug library
@@ -420,8 +463,7 @@ def _drop_covered_classes(entities: list[str], vocab: Vocabulary) -> list[str]:
     return out
 
 
-def analyse(question: str, vocab: Vocabulary | None = None) -> QuestionAnalysis:
-    vocab = vocab or load_vocabulary()
+def analyse(question: str, vocab: Vocabulary) -> QuestionAnalysis:
     mentions = vocab.find(question, question=True)
     concepts = list(dict.fromkeys(m.concept for m in mentions))
     entities = _drop_covered_classes([c for c in concepts if vocab.concepts[c].specific], vocab)
@@ -448,11 +490,12 @@ def analyse(question: str, vocab: Vocabulary | None = None) -> QuestionAnalysis:
     n_specific = len([e for e in entities if vocab.concepts[e].kind in SECTION_KINDS]) + len(unknown_drugs)
     comparative = n_specific >= 2 and (bool(_COMPARATIVE.search(question))
                                        or _listed(question, mentions, unknown_drugs, vocab))
+    sections = [e for e in entities if vocab.concepts[e].kind in SECTION_KINDS] + [d.id for d in unknown_drugs]
     return QuestionAnalysis(
         question=question, mentions=tuple(mentions), concepts=tuple(concepts), entities=tuple(entities),
         unknown_drugs=tuple(unknown_drugs), unknown_terms=tuple(dict.fromkeys(unknown_terms)),
         attributes=tuple(vocab.asked_attributes(question, concepts)), content_words=tuple(dict.fromkeys(content)),
-        comparative=comparative)
+        comparative=comparative, section_entities=tuple(sections))
 
 
 @lru_cache(maxsize=65536)
@@ -468,11 +511,10 @@ def _stems(text: str) -> set[str]:
     return set(stems(text))
 
 
-def expansion_terms(analysis: QuestionAnalysis, vocab: Vocabulary | None = None) -> list[str]:
+def expansion_terms(analysis: QuestionAnalysis, vocab: Vocabulary) -> list[str]:
     """Terms added to the BM25 query: each concept's terms and its members' terms, skipping
     terms whose stems the question (or an earlier term) already has, so a concept named twice
     does not outweigh the rest of the question."""
-    vocab = vocab or load_vocabulary()
     seen = _stems(analysis.question)
     out: list[str] = []
     for cid in analysis.concepts:
@@ -501,10 +543,9 @@ def _needs_spelling_out(mention: Mention, concept: Concept) -> bool:
                                            or w + "s" in name_words for w in said)
 
 
-def dense_text(analysis: QuestionAnalysis, vocab: Vocabulary | None = None) -> str:
+def dense_text(analysis: QuestionAnalysis, vocab: Vocabulary) -> str:
     """The question with abbreviations and lay words followed by the concept's label:
     "tac trough target?" -> "tac (Tacrolimus) trough target?"."""
-    vocab = vocab or load_vocabulary()
     q = analysis.question
     out, pos, done = [], 0, set()
     for m in analysis.mentions:
@@ -519,14 +560,14 @@ def dense_text(analysis: QuestionAnalysis, vocab: Vocabulary | None = None) -> s
     return "".join(out)
 
 
-def query_for(analysis: QuestionAnalysis, filters: Filters | None = None) -> Query:
-    text = dense_text(analysis)
+def query_for(analysis: QuestionAnalysis, vocab: Vocabulary, filters: Filters | None = None) -> Query:
+    text = dense_text(analysis, vocab)
     return Query(text=analysis.question, dense_text=text if text != analysis.question else "",
-                 bm25_terms=tuple(expansion_terms(analysis)), filters=filters or Filters())
+                 bm25_terms=tuple(expansion_terms(analysis, vocab)), filters=filters or Filters())
 
 
-def understand(question: str, filters: Filters | None = None) -> Query:
+def understand(question: str, vocab: Vocabulary, filters: Filters | None = None) -> Query:
     """The Query the retrievers get: BM25 expansions and an embedding text with abbreviations
     spelled out (see module docstring)."""
-    return query_for(analyse(question), filters)
+    return query_for(analyse(question, vocab), vocab, filters)
 

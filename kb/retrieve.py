@@ -92,6 +92,10 @@ class Retriever:
     def _query_vector(self, query: Query) -> np.ndarray:
         return np.ascontiguousarray(self.embedder.encode([query.embed_text]), dtype=np.float32)
 
+    def query_vector(self, query: Query) -> np.ndarray:
+        """The query's embedding (1-D), to reuse for sentence scoring without encoding twice."""
+        return self._query_vector(query)[0]
+
     def _dense_search(self, vec: np.ndarray, n: int, allowed: np.ndarray | None) -> Ranked:
         total = len(self.contents.chunks)
         if total == 0 or n <= 0:
@@ -139,13 +143,14 @@ class Retriever:
         return self._top(self._bm25_all(query, allowed), n)
 
     # -- fusion ------------------------------------------------------------------------
-    def search(self, query: Query, k: int = 10) -> list[Hit]:
+    def search(self, query: Query, k: int = 10, *, query_vec: np.ndarray | None = None) -> list[Hit]:
         s = self.settings
         if not self.contents.chunks or k <= 0:
             return []
         allowed = self._allowed(query.filters)
         depth = max(s.candidates, k)  # asking for more results than candidates deepens both lists
-        vec = self._query_vector(query)
+        vec = self._query_vector(query) if query_vec is None else \
+            np.ascontiguousarray(query_vec.reshape(1, -1), dtype=np.float32)
         dense = self._dense_search(vec, depth, allowed)
         bm25_all = self._bm25_all(query, allowed)
         sparse = self._top(bm25_all, depth)

@@ -5,6 +5,8 @@
     documents.jsonl   one document per line: catalogue metadata + the full text offsets refer to
     chunks.jsonl      one chunk per line (offsets, section, page, sentence spans, embedding key)
     vectors.npy       float32 (chunks x dim), L2-normalised, row i = chunk i (allow_pickle=False)
+    sentence_vectors.npy  float16 (sentences x dim), one row per citable sentence, in chunk
+                      order (chunk rows list their sentences' embedding keys)
     vectors.faiss     the FAISS index over those rows (flat inner product, or HNSW when large)
     bm25/             bm25s index (JSON + .npy) over the same chunks
     references.jsonl  parsed reference-list entries (never retrieved as passages)
@@ -40,6 +42,7 @@ VECTORS = "vectors.npy"
 FAISS = "vectors.faiss"
 BM25_DIR = "bm25"
 REFERENCES = "references.jsonl"
+SENTENCE_VECTORS = "sentence_vectors.npy"
 
 
 @dataclass
@@ -55,6 +58,14 @@ class IndexContents:
     faiss_index: Any
     bm25: Any
     references: list[Reference] = field(default_factory=list)
+    sentence_keys: list[str] = field(default_factory=list)
+    sentence_vectors: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), dtype=np.float16))
+    sentence_offsets: list[int] = field(default_factory=list)  # chunk i's first row in sentence_vectors
+
+    def sentence_rows(self, chunk_index: int) -> range:
+        """Rows of `sentence_vectors` holding chunk `chunk_index`'s sentences, in order."""
+        start = self.sentence_offsets[chunk_index]
+        return range(start, start + len(self.chunks[chunk_index].sentences))
 
     @property
     def model_name(self) -> str:
@@ -155,6 +166,8 @@ def write_index(
     vectors: np.ndarray,
     references: list[Reference],
     retrieval: RetrievalSettings,
+    sentence_keys: list[list[str]] | None = None,
+    sentence_vectors: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """Write a complete index into the empty folder `dest`; return the manifest written.
     `search_texts[i]` is what BM25 indexes for chunk i (the same text that was embedded)."""
@@ -167,7 +180,17 @@ def write_index(
         raise ValueError("chunks, keys, texts and vectors must line up")
     dest.mkdir(parents=True, exist_ok=True)
     _write_jsonl(dest / DOCUMENTS, (document_to_dict(d) for d in documents))
-    _write_jsonl(dest / CHUNKS, ({**c.to_dict(), "embed_key": k} for c, k in zip(chunks, embed_keys)))
+    if sentence_keys is None or sentence_vectors is None:  # callers without sentence vectors
+        sentence_keys = [[""] * len(c.sentences) for c in chunks]
+        sentence_vectors = np.zeros((sum(len(c.sentences) for c in chunks), vectors.shape[1]), dtype=np.float32)
+    if [len(k) for k in sentence_keys] != [len(c.sentences) for c in chunks] \
+            or sentence_vectors.shape[0] != sum(len(k) for k in sentence_keys):
+        raise ValueError("sentence keys and vectors must line up with the chunks' sentences")
+    _write_jsonl(dest / CHUNKS, ({**c.to_dict(), "embed_key": k, "sentence_keys": sk}
+                                 for c, k, sk in zip(chunks, embed_keys, sentence_keys)))
+    # float16: sentence vectors outnumber chunk vectors ~5x; cosine error < 1e-3 is irrelevant
+    # to ranking sentences inside a few retrieved chunks.
+    np.save(dest / SENTENCE_VECTORS, np.ascontiguousarray(sentence_vectors, dtype=np.float16), allow_pickle=False)
     _write_jsonl(dest / REFERENCES, (r.to_dict() for r in references))
     np.save(dest / VECTORS, np.ascontiguousarray(vectors, dtype=np.float32), allow_pickle=False)
     index, vector_info = build_faiss(vectors, retrieval)
@@ -305,6 +328,12 @@ def read_index(index_dir: Path, expected_model: str | None = None) -> IndexConte
         keys = [r.get("embed_key", "") for r in rows]
         references = [Reference.from_dict(r) for r in _read_jsonl(resolved / REFERENCES)]
         vectors = np.load(resolved / VECTORS, allow_pickle=False)
+        sentence_vectors = np.load(resolved / SENTENCE_VECTORS, allow_pickle=False, mmap_mode="r")
+        sentence_keys = [k for r in rows for k in (r.get("sentence_keys") or [])]
+        offsets, pos = [], 0
+        for c in chunks:
+            offsets.append(pos)
+            pos += len(c.sentences)
         faiss_index = faiss.read_index(str(resolved / FAISS))
         if manifest["vector_index"].get("type") == "hnsw":
             faiss_index.hnsw.efSearch = int(manifest["vector_index"].get("ef_search", 128))
@@ -316,5 +345,8 @@ def read_index(index_dir: Path, expected_model: str | None = None) -> IndexConte
     if vectors.shape != (len(chunks), dim) or faiss_index.ntotal != len(chunks):
         raise IndexFormatError(f"index at {index_dir} is unusable: {len(chunks)} chunks but "
                                f"vectors {vectors.shape} / FAISS {faiss_index.ntotal}")
+    if sentence_vectors.shape[0] != pos or len(sentence_keys) != pos:
+        raise IndexFormatError(f"index at {index_dir} is unusable: {pos} sentences but "
+                               f"{sentence_vectors.shape[0]} sentence vectors")
     return IndexContents(resolved, manifest, documents, chunks, keys, vectors, faiss_index, bm25,
-                         references)
+                         references, sentence_keys, sentence_vectors, offsets)

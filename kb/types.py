@@ -236,6 +236,38 @@ class ComparisonRow:
 
 
 @dataclass(frozen=True)
+class AnswerQuote:
+    """One quote of an answer section: the cited span as shown (verbatim pieces, whitespace
+    collapsed, " … " where source text is left out, " • " between list items), split into
+    `units` that each stand as one supported statement, all cited by `citation`. In the
+    "Sources differ" section a quote is one side's figure and `lead` names what differs."""
+
+    citation: int
+    shown: str
+    units: tuple[str, ...]
+    evidence: str = ""  # evidence label of its source, shown after it
+    lead: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["units"] = list(self.units)
+        return d
+
+
+@dataclass(frozen=True)
+class AnswerSection:
+    """A part of an answer: the whole answer ("" label), one compared entity, or "Sources
+    differ". `note` says why a section has no quote ("no passage in the corpus")."""
+
+    label: str
+    quotes: tuple[AnswerQuote, ...] = ()
+    note: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"label": self.label, "quotes": [q.to_dict() for q in self.quotes], "note": self.note}
+
+
+@dataclass(frozen=True)
 class Answer:
     question: str
     text: str
@@ -248,9 +280,15 @@ class Answer:
     closest: tuple[Citation, ...] = ()  # when abstained: what was found but judged not relevant
     mode: str = "extractive"
     error: str = ""  # set for rejected questions (empty, too long); text then explains
+    sections: tuple[AnswerSection, ...] = ()  # the structure `text` is rendered from
+    abstain_reason: str = ""  # when abstained: the requirement no passage meets
+    vocabulary: str = ""  # sha256 of the vocabulary (YAML + corpus abbreviations) that was used
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "sections": [s.to_dict() for s in self.sections],
+            "abstain_reason": self.abstain_reason,
+            "vocabulary": self.vocabulary,
             "question": self.question,
             "answer": self.text,
             "abstained": self.abstained,

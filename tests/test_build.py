@@ -14,7 +14,7 @@ from ingest import build as build_mod
 from ingest.build import add_file, ingest_corpus, safe_file_name
 from kb import store
 from kb.api import open_kb
-from kb.config import Settings
+from kb.config import INDEX_FORMAT_VERSION, Settings
 from kb.errors import IndexFormatError, IndexMissingError, ModelMismatchError, SourceError
 from tests.fakes import FakeEmbedder
 from tests.test_loaders import make_pdf, page
@@ -35,7 +35,7 @@ def test_build_writes_a_complete_plain_file_index(fake_settings: Settings, fake_
     index = fake_settings.index_dir
     assert index.is_symlink(), "published through a symlink swap"
     manifest = json.loads((index / "manifest.json").read_text())
-    assert manifest["format_version"] == 1
+    assert manifest["format_version"] == INDEX_FORMAT_VERSION
     assert manifest["embedding"] == {"model": fake_embedder.name, "dim": 64}
     assert manifest["chunking"] == fake_settings.chunking.to_dict()
     assert set(manifest["sources"]) == set(SEEDS)
@@ -45,6 +45,8 @@ def test_build_writes_a_complete_plain_file_index(fake_settings: Settings, fake_
         data = (index / rel).read_bytes()
         assert not data.startswith(b"\x80"), f"{rel} looks like a pickle"
     np.load(index / "vectors.npy", allow_pickle=False)
+    sentence_vectors = np.load(index / "sentence_vectors.npy", allow_pickle=False)
+    assert sentence_vectors.shape[0] == sum(len(c.sentences) for c in open_kb(index, embedder=fake_embedder, settings=fake_settings).contents.chunks)
 
     base = open_kb(index, embedder=fake_embedder, settings=fake_settings)
     for chunk in base.contents.chunks:

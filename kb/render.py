@@ -1,0 +1,70 @@
+"""Renderers of an `Answer`'s structure (sections -> quotes -> citation numbers): one for
+Markdown (`Answer.text`, exports) and one for the terminal (`python -m kb ask`). The UI has
+its own HTML renderer (ui/render.py) over the same structure.
+
+Markdown format (checked by kb/answer_check.py):
+    **Heading**                           a compared entity; no figures, no claims
+    **Heading — no passage in the corpus**
+    - unit [n] unit [n] — evidence label  a quote: every unit is verbatim source text
+    Sources differ:
+    - what differs: figure [n] vs figure [m]
+"""
+from __future__ import annotations
+
+from kb.types import Answer, AnswerQuote, AnswerSection
+
+DIFFER = "Sources differ"
+
+
+def _quote_line(q: AnswerQuote) -> str:
+    body = " ".join(f"{u} [{q.citation}]" for u in q.units)
+    return f"- {body} — {q.evidence}" if q.evidence else f"- {body}"
+
+
+def _differ_lines(sec: AnswerSection) -> list[str]:
+    leads: dict[str, list[AnswerQuote]] = {}
+    for q in sec.quotes:
+        leads.setdefault(q.lead, []).append(q)
+    return [f"- {lead}: " + " vs ".join(f"{q.shown} [{q.citation}]" for q in qs) for lead, qs in leads.items()]
+
+
+def to_markdown(answer: Answer) -> str:
+    """The answer's text: from its sections when it has them, else its own text (abstentions,
+    rejected questions and LLM prose carry their text as written)."""
+    if not answer.sections:
+        return answer.text
+    lines: list[str] = []
+    for sec in answer.sections:
+        if sec.label == DIFFER:
+            lines.append(f"{DIFFER}:")
+            lines += _differ_lines(sec)
+            continue
+        if not sec.quotes:
+            lines.append(f"**{sec.label} — {sec.note}**")
+            continue
+        if sec.label:
+            lines.append(f"**{sec.label}**")
+        lines += [_quote_line(q) for q in sec.quotes]
+    return "\n".join(lines)
+
+
+def to_cli(answer: Answer) -> str:
+    """Plain text for a terminal: the answer, then each citation with its source and offsets."""
+    lines = [f"Q: {answer.question}", "", to_markdown(answer) if answer.sections else answer.text, ""]
+    if answer.citations:
+        lines.append("Sources:")
+        for c in answer.citations:
+            label = c.evidence or c.doc_type or "source type not catalogued"
+            lines.append(f"  [{c.n}] {c.title or c.source} ({c.source}, chars {c.start}-{c.end}) — {label}")
+            lines.append(f"      \"{c.quote}\"")
+        lines.append("")
+    if answer.abstained and answer.closest:
+        lines.append("Closest passages (they do not answer the question):")
+        for c in answer.closest:
+            lines.append(f"  [{c.n}] {c.source} chars {c.start}-{c.end}: {' '.join(c.quote.split())[:200]}")
+        lines.append("")
+    for note in answer.notes:
+        lines.append(f"Note: {note}")
+    if answer.search_terms:
+        lines.append("Searched for: " + ", ".join(answer.search_terms))
+    return "\n".join(lines).rstrip() + "\n"
