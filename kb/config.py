@@ -133,6 +133,19 @@ class PubMedSettings:
 
 
 @dataclass(frozen=True)
+class AuditSettings:
+    """Draft audit (kb/audit.py); thresholds calibrated on eval/audit/labelled.yaml (docs/AUDIT.md)."""
+
+    evidence_k: int = 5  # passages looked at per sentence, in the cited documents and in the corpus
+    shown: int = 3  # passages kept with each audited sentence
+    support_coverage: float = 0.6  # share of key terms a passage must have to support a sentence
+    topic_coverage: float = 0.4  # ... to be on the sentence's subject (figures then compared)
+    support_dense: float = 0.6  # a paraphrase: this cosine plus topic_coverage also supports
+    min_claim_terms: int = 3  # fewer key terms and no figure: no claim to check
+    max_draft_chars: int = 200_000  # longer drafts are refused (about 30 pages)
+
+
+@dataclass(frozen=True)
 class Settings:
     corpus_dir: Path = field(default_factory=lambda: _env_path("FSGS_KB_CORPUS", REPO_ROOT / "corpus"))
     index_dir: Path = field(default_factory=lambda: _env_path("FSGS_KB_INDEX", REPO_ROOT / "index"))
@@ -143,6 +156,7 @@ class Settings:
     answer: AnswerSettings = field(default_factory=AnswerSettings)
     scoring: ScoringSettings = field(default_factory=ScoringSettings)
     vocabulary_path: Path = field(default_factory=lambda: REPO_ROOT / "kb" / "vocabulary.yaml")
+    audit: AuditSettings = field(default_factory=AuditSettings)
     llm: LLMSettings = field(
         default_factory=lambda: LLMSettings(
             model=os.environ.get("FSGS_KB_LLM", ""),

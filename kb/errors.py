@@ -47,3 +47,7 @@ class NetworkError(KBError):
     def __init__(self, message: str, *, offline: bool = False) -> None:
         super().__init__(message)
         self.offline = offline
+
+
+class DraftError(KBError):
+    """A draft to audit that cannot be read: unsupported format, undecodable, empty, too long."""
