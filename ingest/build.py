@@ -16,12 +16,8 @@ import numpy as np
 from tqdm import tqdm
 
 from ingest.catalogue import read_catalogue
-<<<<<<< HEAD
 from ingest.chunking import chunk_blocks, embedding_text, sentence_embedding_texts
-=======
-from ingest.chunking import chunk_blocks, embedding_text
 from ingest.metadata import infer_meta
->>>>>>> pubmed
 from ingest.loaders import LoadedText, human_size, load_bytes, load_file
 from ingest.references import parse_references
 from ingest.structure import classify
@@ -222,15 +218,11 @@ def pipeline_hash() -> str:
     h = hashlib.sha256()
     here = Path(__file__).resolve().parent
     for name in _PIPELINE_MODULES:
-<<<<<<< HEAD
-        h.update((here / f"{name}.py").read_bytes())
-    for shared in ("answer_text.py", "bm25.py"):  # sentence spans are refined, BM25 tokens made there
-        h.update((here.parent / "kb" / shared).read_bytes())
-=======
         path = here / f"{name}.py"
         if path.exists():
             h.update(path.read_bytes())
->>>>>>> pubmed
+    for shared in ("answer_text.py", "bm25.py"):  # sentence spans are refined, BM25 tokens made there
+        h.update((here.parent / "kb" / shared).read_bytes())
     return h.hexdigest()[:16]
 
 
