@@ -15,6 +15,7 @@ from typing import Callable, Sequence
 import numpy as np
 from tqdm import tqdm
 
+from ingest.abbreviations import mine as mine_abbreviations
 from ingest.catalogue import read_catalogue
 from ingest.chunking import chunk_blocks, embedding_text
 from ingest.loaders import LoadedText, human_size, load_bytes, load_file
@@ -24,7 +25,7 @@ from kb import store
 from kb.config import INDEX_FORMAT_VERSION, Settings, get_settings
 from kb.embed import Embedder, load_embedder
 from kb.errors import KBError, SourceError
-from kb.types import Chunk, DocMeta, Document, Reference
+from kb.types import Chunk, DocMeta, Document, Reference, Span
 
 logger = logging.getLogger(__name__)
 
@@ -174,7 +175,8 @@ def load_corpus(corpus_dir: Path, settings: Settings,
     return docs, skipped, warnings
 
 
-_PIPELINE_MODULES = ("loaders", "structure", "boilerplate", "sentences", "chunking", "references", "build")
+_PIPELINE_MODULES = ("loaders", "structure", "boilerplate", "sentences", "chunking", "references", "abbreviations",
+                     "build")
 
 
 def pipeline_hash() -> str:
@@ -244,6 +246,7 @@ def build_index(
     texts: list[str] = []
     references: list[Reference] = []
     sources: dict[str, dict] = {}
+    sentences: dict[str, list[Span]] = {}  # the chunks' sentence spans, for abbreviation mining
     for doc in documents:
         blocks = classify(doc.text)
         doc_chunks = chunk_blocks(doc, blocks, settings.chunking)
@@ -251,8 +254,12 @@ def build_index(
         chunks.extend(doc_chunks)
         texts.extend(embedding_text(doc, c) for c in doc_chunks)
         references.extend(doc_refs)
+        sentences[doc.source] = [span for c in doc_chunks for span in c.sentences]
         sources[doc.source] = {"sha256": doc.content_hash, "doc_id": doc.doc_id, "title": doc.title,
                                "chunks": len(doc_chunks), "references": len(doc_refs)}
+
+    # Recomputed from every document on each build: cheap, and always matches the corpus.
+    abbreviations = mine_abbreviations(documents, sentences)
 
     model_name = settings.model_name
     keys = [embed_key(model_name, t) for t in texts]
@@ -302,7 +309,8 @@ def build_index(
     try:
         store.write_index(build_dir, manifest={**manifest, "build_seconds": round(time.perf_counter() - started, 3)},
                           documents=list(documents), chunks=chunks, embed_keys=keys, search_texts=texts,
-                          vectors=vectors, references=references, retrieval=settings.retrieval)
+                          vectors=vectors, references=references, retrieval=settings.retrieval,
+                          abbreviations=abbreviations)
         store.publish(build_dir, index_dir)
     except BaseException:
         store.discard(build_dir)  # the published index is untouched

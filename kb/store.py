@@ -8,6 +8,9 @@
     vectors.faiss     the FAISS index over those rows (flat inner product, or HNSW when large)
     bm25/             bm25s index (JSON + .npy) over the same chunks
     references.jsonl  parsed reference-list entries (never retrieved as passages)
+    abbreviations.jsonl  abbreviation-definition pairs mined from the documents (Schwartz-Hearst),
+                      each with the offsets of a defining occurrence; absent from indexes built
+                      before it existed, which then open with none
 
 `index_dir` itself is a symlink to a versioned sibling folder; publishing a new build swaps the
 link atomically, so a reader sees the old index or the new one, never half of either.
@@ -23,13 +26,13 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 
 from kb.config import INDEX_FORMAT_VERSION, RetrievalSettings
 from kb.errors import IndexFormatError, IndexMissingError, ModelMismatchError
-from kb.types import Chunk, DocMeta, Document, IndexInfo, Reference
+from kb.types import Abbreviation, Chunk, DocMeta, Document, IndexInfo, Reference
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +43,7 @@ VECTORS = "vectors.npy"
 FAISS = "vectors.faiss"
 BM25_DIR = "bm25"
 REFERENCES = "references.jsonl"
+ABBREVIATIONS = "abbreviations.jsonl"
 
 
 @dataclass
@@ -55,6 +59,7 @@ class IndexContents:
     faiss_index: Any
     bm25: Any
     references: list[Reference] = field(default_factory=list)
+    abbreviations: tuple[Abbreviation, ...] = ()
 
     @property
     def model_name(self) -> str:
@@ -155,6 +160,7 @@ def write_index(
     vectors: np.ndarray,
     references: list[Reference],
     retrieval: RetrievalSettings,
+    abbreviations: Sequence[Abbreviation] = (),
 ) -> dict[str, Any]:
     """Write a complete index into the empty folder `dest`; return the manifest written.
     `search_texts[i]` is what BM25 indexes for chunk i (the same text that was embedded)."""
@@ -169,6 +175,7 @@ def write_index(
     _write_jsonl(dest / DOCUMENTS, (document_to_dict(d) for d in documents))
     _write_jsonl(dest / CHUNKS, ({**c.to_dict(), "embed_key": k} for c, k in zip(chunks, embed_keys)))
     _write_jsonl(dest / REFERENCES, (r.to_dict() for r in references))
+    _write_jsonl(dest / ABBREVIATIONS, (a.to_dict() for a in abbreviations))
     np.save(dest / VECTORS, np.ascontiguousarray(vectors, dtype=np.float32), allow_pickle=False)
     index, vector_info = build_faiss(vectors, retrieval)
     faiss.write_index(index, str(dest / FAISS))
@@ -189,7 +196,8 @@ def write_index(
         "format_version": INDEX_FORMAT_VERSION,
         "vector_index": vector_info,
         "bm25": {"tokenizer": TOKENIZER_DESCRIPTION, "empty": not chunks},
-        "counts": {"documents": len(documents), "chunks": len(chunks), "references": len(references)},
+        "counts": {"documents": len(documents), "chunks": len(chunks), "references": len(references),
+                   "abbreviations": len(abbreviations)},
         "files": files,
     }
     full["checksum"] = manifest_checksum(full)
@@ -304,6 +312,10 @@ def read_index(index_dir: Path, expected_model: str | None = None) -> IndexConte
         chunks = [Chunk.from_dict(r) for r in rows]
         keys = [r.get("embed_key", "") for r in rows]
         references = [Reference.from_dict(r) for r in _read_jsonl(resolved / REFERENCES)]
+        # Listed in the manifest since it exists; an older index simply has none (and
+        # `make ingest` rebuilds it anyway, the ingestion code having changed).
+        abbreviations = tuple(Abbreviation.from_dict(r) for r in _read_jsonl(resolved / ABBREVIATIONS)) \
+            if ABBREVIATIONS in manifest["files"] else ()
         vectors = np.load(resolved / VECTORS, allow_pickle=False)
         faiss_index = faiss.read_index(str(resolved / FAISS))
         if manifest["vector_index"].get("type") == "hnsw":
@@ -317,4 +329,4 @@ def read_index(index_dir: Path, expected_model: str | None = None) -> IndexConte
         raise IndexFormatError(f"index at {index_dir} is unusable: {len(chunks)} chunks but "
                                f"vectors {vectors.shape} / FAISS {faiss_index.ntotal}")
     return IndexContents(resolved, manifest, documents, chunks, keys, vectors, faiss_index, bm25,
-                         references)
+                         references, abbreviations)
