@@ -19,6 +19,7 @@ HEAD_CHARS = 3_000  # the "first page": where a title block, byline and citation
 TYPE_HEAD_CHARS = 2_500  # study-type cues are read here (methods of cited studies come later)
 PATIENT_YOU_PER_1000 = 12.0  # "you/your" per 1,000 words above which a page addresses patients
 MIN_WORDS_FOR_PATIENT = 150  # shorter texts say too little to judge their audience
+PLAIN_LANGUAGE_LONG_WORDS = 0.05  # share of 4+-syllable words below which a text is plain language (written for patients)
 MIN_NUMBERED_CITATIONS = 3  # "(2)", "[3-5]": a text citing this many references is a secondary source
 
 
@@ -89,6 +90,8 @@ _HEAD_CUES: tuple[_Cue, ...] = (
 
 _PUB_TYPES_RE = re.compile(r"^\s*Publication types?\s*:?\s*\n?((?:[ \t]*[-•*]?[ \t]*[A-Z][^\n]{1,80}\n?){1,8})", re.M)
 _NUMBERED_CITATION_RE = re.compile(r"(?<=[A-Za-z.,;)\]] )\(\d{1,3}(?:[,\u2013-]\s?\d{1,3})*\)|\[\d{1,3}(?:[,\u2013-]\s?\d{1,3})*\]")
+_LETTERS_RE = re.compile(r"[A-Za-z]+")
+_VOWEL_GROUPS_RE = re.compile(r"[aeiouy]+")  # a syllable count good enough to tell long words
 _YOU_RE = re.compile(r"\b(?:you|your|yours|yourself)\b", re.I)
 _WORD_RE = re.compile(r"\b\w+\b")
 _PATIENT_PHRASES_RE = re.compile(
@@ -127,11 +130,29 @@ def infer_study_type(text: str, title: str = "") -> str:
     for cue in _HEAD_CUES:
         if cue.pattern.search(head):
             return cue.key
+    # Then: plain language (few long words) with no design of its own is written for patients.
+    if _plain_language(text):
+        return "patient_information"
     # Last: a text that cites numbered references and states no design of its own is a
     # secondary source (a review or a clinical reference text).
     if len(_NUMBERED_CITATION_RE.findall(text[:20_000])) >= MIN_NUMBERED_CITATIONS:
         return "review"
     return ""
+
+
+def _plain_language(text: str) -> bool:
+    words = _LETTERS_RE.findall(text[:20_000])
+    if len(words) < MIN_WORDS_FOR_PATIENT:
+        return False
+    long_words = sum(1 for w in words if _syllables(w) >= 4)
+    return long_words / len(words) < PLAIN_LANGUAGE_LONG_WORDS
+
+
+def _syllables(word: str) -> int:
+    """Vowel groups, a final silent e not counted: close enough to tell long words."""
+    w = word.lower()
+    n = len(_VOWEL_GROUPS_RE.findall(w))
+    return n - 1 if n > 1 and w.endswith("e") and not w.endswith(("le", "ee")) else n
 
 
 def _addresses_patients(text: str) -> bool:
