@@ -30,6 +30,8 @@ def test_add_from_pubmed_shows_progress_and_what_was_added(app_env: Settings, se
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FSGS_KB_EUTILS_URL", server.url)
     at = run_app()
+    assert not [b for b in at.button if b.key == "pm_go"] and not server.requests  # off until switched on
+    at.toggle(key="pm_on").set_value(True).run()
     assert at.button(key="pm_go").disabled  # no query yet
     at.text_input(key="pm_query").set_value(QUERY)
     at.number_input(key="pm_max").set_value(50).run()
@@ -52,6 +54,7 @@ def test_pubmed_form_is_off_without_network(app_env: Settings, monkeypatch: pyte
         port = s.getsockname()[1]
     monkeypatch.setenv("FSGS_KB_EUTILS_URL", f"http://127.0.0.1:{port}/")
     at = run_app()
+    at.toggle(key="pm_on").set_value(True).run()
     assert "PubMed import is off" in _texts(at.info) and f"127.0.0.1:{port}" in _texts(at.info)
     assert at.button(key="pm_go").disabled and at.text_input(key="pm_query").disabled
 

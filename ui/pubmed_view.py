@@ -61,9 +61,12 @@ def _titles(settings: "Settings", pmids: tuple[str, ...]) -> dict[str, str]:
 
 def pubmed_widget(settings: "Settings", run_import: RunImport) -> None:
     with st.expander("Add from PubMed", icon=":material/travel_explore:"):
-        ok, why = _reachable(settings.pubmed.eutils_url)
         st.caption("Searches PubMed (NCBI E-utilities) and adds each record — title, abstract and its "
                    "metadata — to the corpus, then indexes it. Records already present are skipped.")
+        # The only networked feature: nothing is sent until the user switches it on.
+        if not st.toggle("Connect to PubMed", key="pm_on", help="Uses the network (NCBI E-utilities)."):
+            return
+        ok, why = _reachable(settings.pubmed.eutils_url)
         if not ok:
             st.info(render.md_escape(f"PubMed import is off: {why}. The rest of the app works offline."),
                     icon=":material/cloud_off:")
