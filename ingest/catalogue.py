@@ -43,7 +43,8 @@ def read_catalogue(path: Path) -> dict[str, DocMeta]:
 EDITABLE_FIELDS = ("title", "authors", "year", "publisher", "journal", "doi", "pmid", "url", "doc_type",
                    "evidence_level", "flags")
 _DOCUMENTS_RE = re.compile(r"^documents\s*:\s*(?:#.*)?$")
-_KEY_RE = re.compile(r"^  (?P<key>[^\s#][^#]*?)\s*:\s*(?:#.*)?$")  # an entry key at indent 2, no inline value
+# An entry key at indent 2 with no inline value: plain, or quoted (a quoted key may hold '#').
+_KEY_RE = re.compile(r"""^  (?P<key>"(?:[^"\\]|\\.)*"|'(?:[^']|'')*'|[^\s#'"](?:\S|[ \t]+(?!#))*?)\s*:\s*(?:#.*)?$""")
 
 
 def read_entry(path: Path, source: str) -> dict[str, Any]:
@@ -71,7 +72,10 @@ def write_entry(path: Path, source: str, changes: dict[str, Any]) -> dict[str, A
         raise KBError(f"catalogue {path} must hold a mapping 'documents: {{file name: fields}}'")
     entry = {**read_entry(path, source), **changes}
     entry = {k: _plain(v) for k, v in entry.items()}
-    DocMeta.from_dict(entry)  # refuse what the reader would refuse (e.g. a year that is not a number)
+    try:
+        DocMeta.from_dict(entry)  # refuse what the reader would refuse (e.g. a year that is not a number)
+    except (TypeError, ValueError) as e:
+        raise KBError(f"catalogue {path}: entry {source!r} would be invalid ({e})") from e
     block = yaml.safe_dump({source: entry}, allow_unicode=True, sort_keys=False, width=100, default_flow_style=False)
     new_lines = ["  " + ln + "\n" for ln in block.splitlines()]
 

@@ -71,18 +71,21 @@ def test_corpus_view_shows_provenance_and_saves_a_correction(app_env: Settings) 
     at.selectbox(key="meta_doc").set_value(CASE_REPORT).run()
     at.text_input(key="mf_year").set_value("2019")
     at.text_input(key="mf_journal").set_value("Test Journal of Nephrology Cases")
+    at.multiselect(key="mf_flags").set_value(["erratum"])
     at.button[[b.label for b in at.button].index("Save to the catalogue")].click().run()
     assert not at.exception, at.exception
-    assert "Saved year, journal" in _texts(at.success)
+    assert "Saved year, journal, flags" in _texts(at.success)
     after = catalogue.read_text(encoding="utf-8")
     entry = yaml.safe_load(after)["documents"][CASE_REPORT]
     assert entry["year"] == 2019 and entry["journal"] == "Test Journal of Nephrology Cases"
+    assert entry["flags"] == ["erratum"]
     assert entry["title"].startswith("Intravenous Rituximab")  # the rest of the entry is kept
     # every other line of the file (comments included) is unchanged
     assert before.split(f"  {CASE_REPORT}:")[0] == after.split(f"  {CASE_REPORT}:")[0]
     table = at.dataframe[0].value
     row = table[table["File"] == CASE_REPORT].iloc[0]
     assert row["Year"] == 2019 and row["Journal / publisher"] == "Test Journal of Nephrology Cases"
+    assert row["Flags"] == "erratum" and row["Evidence level"] == "case report (single patient) (erratum published)"
 
 
 def test_a_bad_year_is_refused(app_env: Settings) -> None:  # noqa: F811

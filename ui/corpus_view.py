@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import streamlit as st
 
-from kb.evidence_types import EVIDENCE_TYPES
+from kb.evidence_types import CONCERN, ERRATUM, EVIDENCE_TYPES, INFERRED, RETRACTED
 from kb.types import DocMeta
 from ui import render
 
@@ -106,8 +106,10 @@ def correction_form(base: "KnowledgeBase", save: SaveCorrection) -> None:
                 current = getattr(meta, name)
                 values[name] = st.text_input(label, "" if current is None else str(current), help=helptext,
                                              key=f"mf_{name}")
-        if meta.flags:
-            st.caption(render.md_escape("Flags: " + ", ".join(meta.flags)))
+        current_flags = [f for f in meta.flags if f != INFERRED]
+        flags = st.multiselect("Flags", [RETRACTED, CONCERN, ERRATUM], default=current_flags, key="mf_flags",
+                               help="Shown with every citation of the document. A flag the PubMed record "
+                                    "itself carries cannot be removed here.")
         submitted = st.form_submit_button("Save to the catalogue", type="primary")
     if submitted:
         if values["doc_type"] != meta.doc_type and values["evidence_level"] == meta.evidence_level:
@@ -116,6 +118,8 @@ def correction_form(base: "KnowledgeBase", save: SaveCorrection) -> None:
             values["evidence_level"] = row.evidence_level if row else ""
         try:
             changes = _changes(meta, values)
+            if sorted(flags) != sorted(current_flags):
+                changes["flags"] = list(flags)
         except ValueError as e:
             st.error(render.md_escape(str(e)), icon=":material/error:")
             return
