@@ -101,7 +101,7 @@ class EUtilsClient:
         self.settings = settings
         self.base = settings.eutils_url.rstrip("/") + "/"
         self.session = session or requests.Session()
-        self.session.headers.setdefault("User-Agent", f"{settings.tool} (python-requests)")
+        self.session.headers["User-Agent"] = f"{settings.tool} (python-requests {requests.__version__})"
         self._sleep = sleep
         self._clock = clock
         self._lock = threading.Lock()
