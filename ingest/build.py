@@ -18,8 +18,8 @@ from tqdm import tqdm
 from ingest.abbreviations import mine as mine_abbreviations
 from ingest.catalogue import read_catalogue
 from ingest.chunking import chunk_blocks, embedding_text, sentence_embedding_texts
-from ingest.metadata import infer_meta
 from ingest.loaders import LoadedText, human_size, load_bytes, load_file
+from ingest.metadata import infer_meta
 from ingest.references import parse_references
 from ingest.structure import classify
 from kb import evidence_types, store

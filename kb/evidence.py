@@ -47,19 +47,20 @@ if TYPE_CHECKING:
 
 # The kind of answer a question's form asks for. Patterns are about English question forms, not
 # about any document.
+_ADMINISTER = (r"check|checked|checking|monitor|monitored|monitoring|measure|measured|test|tested|testing|given|"
+               r"give|dosed|administered|taken|take|repeat|repeated|infus\w*|inject\w*|done|performed|seen|visit\w*")
+_CHANGE = (r"drop|dropped|fall|fell|decrease|decreased|reduce|reduced|reduction|increase|increased|rise|rose|"
+           r"change|changed|decline|declined|improve|improved|lower|lowered|differ|better|more|less|higher|due")
 _TYPE_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
-    ("frequency", re.compile(r"\bhow (?:often|frequently)\b.*\b(?:check|checked|monitor|monitored|measure|measured|"
-                             r"test|tested|given|dosed|administered|repeat|repeated|infus\w*|done)\b|"
-                             r"\bhow often\b(?!.*\b(?:respond|remission|relapse|succeed|work))|\bfrequency of\b",
-                             re.IGNORECASE)),
+    ("frequency", re.compile(rf"\bhow (?:often|frequently)\b.*\b(?:{_ADMINISTER})\b|\bfrequency of\b(?!.*\b(?:"
+                             r"relapse|remission|recurrence|side effect|adverse))", re.IGNORECASE)),
     ("duration", re.compile(r"\bhow long\b|\bfor how many (?:weeks|months|years|days)\b|\bduration\b|"
                             r"\bhow many (?:weeks|months|years|days)\b|\bwhen (?:to|should|can) (?:stop|taper)\b",
                             re.IGNORECASE)),
-    ("rate", re.compile(r"\bhow much\b.*\b(?:drop|dropped|fall|fell|decrease|decreased|reduce|reduced|reduction|"
-                        r"increase|increased|rise|rose|change|changed|decline|declined|improve|improved|lower|"
-                        r"lowered|differ|better)\b|\bby how much\b", re.IGNORECASE)),
+    ("rate", re.compile(rf"\bhow much\b.*\b(?:{_CHANGE})\b|\bby how much\b|\bhow (?:much|many times) more\b",
+                        re.IGNORECASE)),
     ("dose", re.compile(r"\b(?:what|which|usual|starting|initial|recommended|maximum|max)\s+(?:\w+\s+){0,2}"
-                        r"(?:dose|doses|dosing|dosage)\b|\bdos(?:e|es|ing|age)\b|\bhow much\b|\bhow many mg\b|"
+                        r"(?:dose|doses|dosing|dosage)\b|\bdos(?:e|es|ing|age)\b|\bhow many mg\b|"
                         r"\bregimen\b|\bmg/kg\b", re.IGNORECASE)),
     ("level", re.compile(r"\btrough\b|\blevels?\b.*\b(?:target|aim|goal)\b|\btarget\b.*\blevels?\b|\bconcentration\b",
                          re.IGNORECASE)),
@@ -68,9 +69,10 @@ _TYPE_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
                         r"\bchances?\b|\blikelihood\b|\bhow (?:effective|well)\b|\befficacy\b|\bsuccess\b",
                         re.IGNORECASE)),
     ("count", re.compile(r"\bhow many\b", re.IGNORECASE)),
-    ("definition", re.compile(r"^\s*(?:what\s+is|what's|whats|what\s+are|define|definition of)\b|"
+    ("dose", re.compile(r"\bhow much\b", re.IGNORECASE)),  # "how much tacrolimus": a dose, else a change (above)
+    ("definition", re.compile(r"^\s*(?:what\s+is|what's|whats|define|definition of)\b|"
                               r"\b(?:considered|defined|called|regarded as|classified as|termed)\b", re.IGNORECASE)),
-    ("yesno", re.compile(r"^\s*(?:is|are|does|do|can|should|could|will|was|were|has|have)\b", re.IGNORECASE)),
+    ("yesno", re.compile(r"^\s*(?:is|are|does|do|can|should|could|will|was|were|has|have|did)\b", re.IGNORECASE)),
 )
 QUANTITATIVE_TYPES = frozenset({"frequency", "duration", "dose", "level", "rate", "count"})
 
@@ -551,6 +553,8 @@ def score_candidates(base: "KnowledgeBase", needs: Needs, chunks: Sequence[Chunk
         chunk = hit_scores.get(a.sent.chunk_id, 0.0) / top
         score = (s.w_dense * float(d) + s.w_lexical * lexical + s.w_type * typed + s.w_chunk * chunk
                  + s.w_entity * entity + s.w_name * named)
+        if needs.answer_type in QUANTITATIVE_TYPES and not typed:
+            score *= s.untyped_factor
         if a.sent.is_question:
             score *= s.question_penalty
         elif a.sent.ends_with_colon:
