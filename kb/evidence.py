@@ -101,6 +101,26 @@ _YEARS_AS_DURATION = re.compile(r"\bfor\b|\bover\b|\bafter\b|\bwithin\b|\bat lea
                                 r"\bcontinu|\bfollow|\bdurat|\btaper|\bminimum|\bperiod", re.IGNORECASE)
 
 
+# A sentence stating what a study set out to do, not what it found ("To examine whether ...",
+# "Background: The purpose of this study was ..."): English forms of scientific writing.
+_AIM = re.compile(r"^(?:(?:background|objectives?|aims?|purpose|introduction|rationale)\s*[:.]|"
+                  r"(?:to|we)\s+(?:examine|evaluate|assess|determine|investigate|compare|describe|explore|test)\b|"
+                  r"we\s+(?:aimed|sought|evaluated|examined|assessed|investigated|compared|describe|report)\b|"
+                  r"(?:the|this|our)\s+(?:aim|purpose|objective|goal)s?\s+(?:of|was|is)\b|"
+                  r"(?:this|the present)\s+(?:study|trial|review)\s+(?:aims?|aimed|will|was designed)\b)",
+                  re.IGNORECASE)
+
+
+def is_aim(sentence: str) -> bool:
+    return bool(_AIM.match(sentence.lstrip(" \t•-*0123456789.)")))
+
+
+def restates_title(sentence: str, title: str) -> bool:
+    """The sentence contains its document's title (a title glued to the first sentence)."""
+    t = " ".join(title.lower().split())
+    return len(t) >= 30 and t in " ".join(sentence.lower().split())
+
+
 def answer_type(question: str) -> str:
     """The answer type a question's form asks for ("" when it asks none in particular)."""
     for kind, pattern in _TYPE_PATTERNS:
@@ -555,6 +575,8 @@ def score_candidates(base: "KnowledgeBase", needs: Needs, chunks: Sequence[Chunk
                  + s.w_entity * entity + s.w_name * named)
         if needs.answer_type in QUANTITATIVE_TYPES and not typed:
             score *= s.untyped_factor
+        if is_aim(a.sent.text) or restates_title(a.sent.text, view.base.document(a.sent.source).title):
+            score *= s.aim_factor
         if a.sent.is_question:
             score *= s.question_penalty
         elif a.sent.ends_with_colon:
