@@ -91,6 +91,7 @@ def split_references(text: str) -> tuple[int, list[_Entry]]:
 # -- normalising -------------------------------------------------------------------------------
 
 def normalise(s: str) -> str:
+    s = re.sub(r"['’‘`´]", "", s)  # "Don’t" and "Don't" read the same
     s = unicodedata.normalize("NFKD", s).encode("ascii", "ignore").decode().lower()
     return " ".join(re.sub(r"[^a-z0-9]+", " ", s).split())
 
