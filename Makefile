@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt | sha1sum | cut -c1-12)
 PORT ?= 8501
 
-.PHONY: install run ingest test eval bench browser clean-index
+.PHONY: install run ingest pubmed test eval bench browser clean-index
 
 # Reinstalls only when requirements.txt changed (the stamp name carries its hash).
 $(STAMP): requirements.txt
@@ -21,6 +21,12 @@ install: $(STAMP)
 
 ingest: $(STAMP)
 	$(PY) -m ingest
+
+# The only networked command: make pubmed Q="focal segmental glomerulosclerosis AND rituximab" MAX=50
+MAX ?= 100
+pubmed: $(STAMP)
+	@test -n "$(Q)$(PMIDS)" || { echo 'usage: make pubmed Q="search terms" [MAX=100] [SINCE=2015] [PMIDS=file]'; exit 2; }
+	$(PY) -m ingest pubmed "$(Q)" --max $(MAX) $(if $(SINCE),--since $(SINCE)) $(if $(PMIDS),--pmids $(PMIDS))
 
 run: ingest
 	PYTHONPATH=$(CURDIR) $(PY) -m streamlit run ui/app.py --server.port $(PORT)

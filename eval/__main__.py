@@ -48,6 +48,9 @@ def main(argv: list[str] | None = None) -> int:
               "rewritten.", flush=True)
     gold = gold_eval.run()
     sections += ["## FSGS gold set (eval/gold.yaml, seed corpus index)", gold_eval.render(gold)]
+    from eval import metadata_eval  # its own document: docs/METADATA.md
+
+    metadata_eval.main([] if not args.no_write else ["--no-write"])
     from eval import audit_eval
 
     audit = audit_eval.run(show_progress=not args.quiet)

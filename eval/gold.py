@@ -132,7 +132,9 @@ def score_one(base: "KnowledgeBase", q: GoldQuestion) -> GoldRow:
     t0 = time.perf_counter()
     answer = base.ask(q.question)
     ms = (time.perf_counter() - t0) * 1000
-    text = _norm(answer.text)
+    # A fact counts when the answer or one of its quotes states it (a quote is shown in full
+    # beside the answer; the answer may show only the sentences of it that were picked).
+    text = _norm(" ".join((answer.text, *(c.quote for c in answer.citations))))
     missing = tuple(f for f in q.facts if _norm(f) not in text) if not answer.abstained else q.facts
     top = tuple(dict.fromkeys(c.source for c in sorted(answer.citations, key=lambda c: c.n)[:3]))
     check = check_answer(answer, base)

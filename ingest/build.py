@@ -17,10 +17,11 @@ from tqdm import tqdm
 
 from ingest.catalogue import read_catalogue
 from ingest.chunking import chunk_blocks, embedding_text, sentence_embedding_texts
+from ingest.metadata import infer_meta
 from ingest.loaders import LoadedText, human_size, load_bytes, load_file
 from ingest.references import parse_references
 from ingest.structure import classify
-from kb import store
+from kb import evidence_types, store
 from kb.config import INDEX_FORMAT_VERSION, Settings, get_settings
 from kb.embed import Embedder, load_embedder
 from kb.errors import KBError, SourceError
@@ -87,26 +88,59 @@ def derive_title(text: str) -> str:
     return ""
 
 
-def merge_meta(loaded: DocMeta, catalogue: DocMeta | None, text: str) -> DocMeta:
-    """Catalogue fields win; empty ones fall back to what the file states; the title last
-    falls back to the text's first line."""
-    base = loaded
+_PAIR = ("doc_type", "evidence_level")  # taken together from one layer, so they never disagree
+
+
+def merge_meta(loaded: DocMeta, catalogue: DocMeta | None, text: str,
+               inferred: DocMeta | None = None) -> DocMeta:
+    """Field by field: the catalogue wins, then what the file states (a PubMed record, HTML
+    meta tags, PDF info), then what ingest/metadata.py read from the text; the title last falls
+    back to the text's first line. Each filled field records where it came from."""
+    layers: list[tuple[DocMeta, Callable[[str], str]]] = []
     if catalogue is not None:
-        fields = {}
-        for name in DocMeta.__dataclass_fields__:
-            cv = getattr(catalogue, name)
-            fields[name] = cv if cv not in ("", (), None) else getattr(loaded, name)
-        base = DocMeta(**fields)
-    if not base.title:
-        base = DocMeta(**{**base.__dict__, "title": derive_title(text)})
-    return base
+        layers.append((catalogue, lambda _name: "catalogue"))
+    # A PubMed record marks its fields "pubmed"; what other files state counts as inferred
+    # (automatic, not curated).
+    layers.append((loaded, lambda name: loaded.source_of(name) or "inferred"))
+    if inferred is not None:
+        layers.append((inferred, lambda _name: "inferred"))
+    fields: dict[str, object] = {}
+    provenance: dict[str, str] = {}
+    for name in DocMeta.__dataclass_fields__:
+        if name in (*_PAIR, "flags", "provenance"):
+            continue
+        for meta, origin in layers:
+            value = getattr(meta, name)
+            if value not in ("", (), None):
+                fields[name], provenance[name] = value, origin(name)
+                break
+    for meta, origin in layers:
+        if meta.doc_type or meta.evidence_level:
+            doc_type, level = meta.doc_type, meta.evidence_level
+            if not level and doc_type in evidence_types.BY_DOC_TYPE:
+                level = evidence_types.BY_DOC_TYPE[doc_type].evidence_level
+            fields.update(doc_type=doc_type, evidence_level=level)
+            provenance.update({k: origin(k) for k in _PAIR if fields[k]})
+            break
+    if not fields.get("title"):
+        title = derive_title(text)
+        if title:
+            fields["title"], provenance["title"] = title, "inferred"
+    flags = [f for meta, _ in layers[:2] for f in meta.flags if f != evidence_types.INFERRED]
+    if provenance.get("doc_type") == "inferred":
+        flags.append(evidence_types.INFERRED)
+    order = [n for n in DocMeta.__dataclass_fields__ if n in provenance]
+    return DocMeta(**fields, flags=tuple(dict.fromkeys(flags)),  # type: ignore[arg-type]
+                   provenance=tuple((n, provenance[n]) for n in order))
 
 
 def make_document(source: str, loaded: LoadedText, content_hash: str,
                   catalogue: dict[str, DocMeta]) -> Document:
+    # A PubMed record states its own metadata; other files get what their text states.
+    inferred = None if loaded.fmt == "pubmed" else infer_meta(loaded.text, loaded.meta)
     return Document(
         doc_id=doc_id_for(source), source=source, text=loaded.text,
-        meta=merge_meta(loaded.meta, catalogue.get(source), loaded.text),
+        meta=merge_meta(loaded.meta, catalogue.get(source), loaded.text, inferred),
         content_hash=content_hash, fmt=loaded.fmt, page_starts=loaded.page_starts,
     )
 
@@ -174,7 +208,8 @@ def load_corpus(corpus_dir: Path, settings: Settings,
     return docs, skipped, warnings
 
 
-_PIPELINE_MODULES = ("loaders", "structure", "boilerplate", "sentences", "chunking", "references", "build")
+_PIPELINE_MODULES = ("loaders", "structure", "boilerplate", "sentences", "chunking", "references", "build",
+                     "metadata", "../kb/evidence_types")
 
 
 def pipeline_hash() -> str:
@@ -183,8 +218,11 @@ def pipeline_hash() -> str:
     h = hashlib.sha256()
     here = Path(__file__).resolve().parent
     for name in _PIPELINE_MODULES:
-        h.update((here / f"{name}.py").read_bytes())
-    h.update((here.parent / "kb" / "answer_text.py").read_bytes())  # sentence spans are refined there
+        path = here / f"{name}.py"
+        if path.exists():
+            h.update(path.read_bytes())
+    for shared in ("answer_text.py", "bm25.py"):  # sentence spans are refined, BM25 tokens made there
+        h.update((here.parent / "kb" / shared).read_bytes())
     return h.hexdigest()[:16]
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from io import BytesIO
 from pathlib import Path
 
+from kb import evidence_types
 from kb.errors import SourceError, UnsupportedFormatError
 from kb.types import DocMeta
 
@@ -508,9 +509,10 @@ def _html_meta(soup: object) -> DocMeta:
         url = _meta_values(soup, "og:url")[0]
     if not url.startswith(("http://", "https://")):
         url = ""  # a relative canonical link says nothing without the page's address
+    journal = next(iter(_meta_values(soup, "citation_journal_title", "prism.publicationName")), "")
     return DocMeta(
         title=title, authors=authors, year=year, publisher=publisher, doi=doi,
-        pmid=pmid if pmid.isdigit() else "", url=url,
+        pmid=pmid if pmid.isdigit() else "", url=url, journal=journal,
     )
 
 
@@ -582,7 +584,7 @@ def _load_pdf(name: str, data: bytes) -> LoadedText:
     return LoadedText(
         text=text,
         fmt="pdf",
-        meta=DocMeta(title=_pdf_title(reader)),
+        meta=DocMeta(title=_pdf_title(reader), authors=_pdf_authors(reader)),
         page_starts=tuple(page_starts),
         warnings=tuple(warnings),
     )
@@ -596,6 +598,21 @@ def _pdf_title(reader: object) -> str:
         return ""
     # Authoring tools often store the file name as the title: that is not a title.
     return "" if _JUNK_PDF_TITLE_RE.search(title) else title
+
+
+_PDF_NAME_RE = re.compile(r"^[A-Z][A-Za-z'\-]+(?:\s+(?:[A-Z]\.?|[A-Z][A-Za-z'\-]+)){1,3}$")
+
+
+def _pdf_authors(reader: object) -> tuple[str, ...]:
+    """The Info dictionary's /Author, only when every item reads as a person's name (tools
+    often store a user account or a company there)."""
+    try:
+        info = reader.metadata  # type: ignore[attr-defined]
+        raw = _clean(str(info.author)) if info is not None and info.author else ""
+    except Exception:  # noqa: BLE001 - a damaged Info dictionary only costs the authors
+        return ()
+    parts = [p.strip() for p in re.split(r";|,| and ", raw) if p.strip()]
+    return tuple(parts) if parts and all(_PDF_NAME_RE.match(p) for p in parts) else ()
 
 
 def _page_list(pages: list[int]) -> str:
@@ -614,15 +631,6 @@ def _brief(exc: BaseException) -> str:
 
 _NO_RECORD = "no PubMed record found (expected MEDLINE tags such as 'PMID- ' or <PubmedArticle>)"
 _MEDLINE_TAG_RE = re.compile(r"^([A-Z][A-Z0-9]{0,3}) {0,3}-(?: (.*))?$")
-# Publication types that set doc_type, most specific first.
-_PUBTYPE_TO_DOCTYPE: tuple[tuple[str, str], ...] = (
-    ("practice guideline", "guideline"),
-    ("guideline", "guideline"),
-    ("randomized controlled trial", "randomized controlled trial"),
-    ("case reports", "case report"),
-    ("systematic review", "review"),
-    ("review", "review"),
-)
 _LABEL = r"[A-Z][A-Z0-9]+(?:[ ,&/-]+[A-Z0-9]+)*"
 _STRUCTURED_START_RE = re.compile(rf"^{_LABEL}:\s")
 _LABEL_SPLIT_RE = re.compile(rf"(?<=[.!?)\]])\s+(?={_LABEL}:\s)")
@@ -641,6 +649,8 @@ class _Record:
     doi: str = ""
     pub_types: tuple[str, ...] = ()
     retracted: bool = False
+    mesh: tuple[str, ...] = ()
+    corrections: tuple[str, ...] = ()  # CommentsCorrections RefTypes / MEDLINE tags (RetractionIn, EIN, ...)
 
 
 def _load_pubmed(name: str, data: bytes) -> list[LoadedText]:
@@ -684,27 +694,37 @@ def _records_to_loaded(
             warnings.append("PubMed marks this article as retracted")
         title = rec.title
         text = "\n\n".join(([title] if title else []) + list(rec.paragraphs))
-        meta = DocMeta(
-            title=title,
-            authors=rec.authors,
-            year=rec.year,
-            publisher=rec.journal,
-            doi=rec.doi,
-            pmid=rec.pmid,
-            doc_type=_doc_type(rec.pub_types),
-        )
+        meta = pubmed_meta(rec)
         # The part becomes part of a document id: only a well-formed PMID goes into it.
         part = (f"pmid-{rec.pmid}" if rec.pmid.isdigit() else f"record-{n}") if multi else ""
         out.append(LoadedText(text=text, fmt="pubmed", meta=meta, part=part, warnings=tuple(warnings)))
     return out
 
 
-def _doc_type(pub_types: Iterable[str]) -> str:
-    lowered = {p.strip().lower() for p in pub_types}
-    for pub_type, doc_type in _PUBTYPE_TO_DOCTYPE:
-        if pub_type in lowered:
-            return doc_type
-    return ""
+def pubmed_meta(rec: _Record) -> DocMeta:
+    """Metadata from the record itself; document type and evidence level from the one table
+    in kb/evidence_types.py; every filled field marked as coming from the PubMed record."""
+    kind = evidence_types.from_publication_types(rec.pub_types)
+    flags = evidence_types.flags_for(rec.pub_types, rec.corrections)
+    if rec.retracted and evidence_types.RETRACTED not in flags:
+        flags = (evidence_types.RETRACTED, *flags)
+    meta = DocMeta(
+        title=rec.title,
+        authors=rec.authors,
+        year=rec.year,
+        publisher=rec.journal,
+        journal=rec.journal,
+        doi=rec.doi,
+        pmid=rec.pmid,
+        doc_type=kind.doc_type if kind else "",
+        evidence_level=kind.evidence_level if kind else "",
+        mesh=rec.mesh,
+        publication_types=rec.pub_types,
+        flags=flags,
+    )
+    filled = tuple((name, "pubmed") for name, value in meta.to_dict().items()
+                   if name not in ("provenance", "flags") and value not in ("", None, [], ()))
+    return DocMeta(**{**meta.__dict__, "provenance": filled})
 
 
 def _split_structured(abstract: str) -> tuple[str, ...]:
@@ -786,6 +806,8 @@ def _medline_record(fields: list[list[str]]) -> _Record:
         doi=doi,
         pub_types=pub_types,
         retracted="retracted publication" in {p.lower() for p in pub_types} or bool(values("RIN")),
+        mesh=tuple(dict.fromkeys(v.split("/")[0].lstrip("*") for v in values("MH"))),
+        corrections=tuple(t for t in ("RIN", "EIN", "ECI") if values(t)),
     )
 
 
@@ -938,6 +960,10 @@ def _xml_article(el: ET.Element) -> _Record:
         doi=_xml_doi(el.find("PubmedData/ArticleIdList"), *locations),
         pub_types=pub_types,
         retracted=_xml_retracted(pub_types, citation.find("CommentsCorrectionsList")),
+        mesh=tuple(dict.fromkeys(_xml_text(d) for d in citation.findall("MeshHeadingList/MeshHeading/DescriptorName")
+                                 if _xml_text(d))),
+        corrections=tuple(dict.fromkeys(c.get("RefType") or "" for c in
+                                        citation.findall("CommentsCorrectionsList/CommentsCorrections"))),
     )
 
 

@@ -65,7 +65,7 @@ def _reject(question: object, settings: AnswerSettings) -> Answer | None:
 
 def evidence_label(meta: DocMeta) -> str:
     """What kind of source this is, as shown next to every quote (no figures)."""
-    label = meta.evidence_level or meta.doc_type or "source type not catalogued"
+    label = meta.shown_evidence or meta.doc_type or "source type not catalogued"
     return re.sub(r"\d", "", label).strip()
 
 
@@ -160,14 +160,17 @@ class _Builder:
         return self._entity(eid).label
 
     def _in_corpus(self, r: Requirement) -> bool:
-        if r.kind == "name":
-            pattern = term_pattern(r.terms)
-            chunks = self.base.contents.chunks
-            return bool(pattern) and any(pattern.search(chunks[i].text)
-                                         for i in self.view.chunks_with_terms(r.terms))
+        """Does any passage (or, for names, the catalogue: title, publisher) mention it?"""
         if r.key in self.vocab.concepts or r.key.startswith("drug:"):
             return self.view.has_concept(self._entity(r.key))
-        return True
+        pattern = term_pattern(r.terms)
+        if pattern is None:
+            return True
+        chunks = self.base.contents.chunks
+        if any(pattern.search(chunks[i].text) for i in self.view.chunks_with_terms(r.terms)):
+            return True
+        return r.kind == "name" and any(pattern.search(f"{d.title} {d.meta.publisher}")
+                                        for d in self.base.contents.documents.values())
 
     def _entity_query(self, eid: str) -> Query:
         ids = self.vocab.with_members([eid]) if eid in self.vocab.concepts else set()
@@ -213,8 +216,11 @@ class _Builder:
             cands = score_candidates(self.base, self.needs, chunks, hits, qvec, requirements=reqs)
             picks = select(cands, limit=s.section_sentences, per_source=s.section_per_source,
                            relative=self.scoring.relative_floor)
+            # The asked figure is required of the answer as a whole, not of every section: a
+            # comparison may find a rate for one drug and only a description for the other.
             reason = coverage(Needs(self.needs.text, self.analysis, self.needs.query, tuple(reqs),
-                                    self.needs.answer_type, self.needs.key_terms), picks, self.scoring)
+                                    self.needs.answer_type, self.needs.key_terms), picks, self.scoring,
+                              answer_type=False)
             if reason:
                 reasons.append(f"{self._label(e)}: {reason}")
                 sections.append(_Section(e, self._label(e), note="no passage on this question"))
@@ -224,6 +230,9 @@ class _Builder:
         sections += [_Section(e, self._label(e), note="no passage in the corpus") for e in missing]
         if not any(sec.quotes for sec in sections):
             return sections, pool, "; ".join(reasons) or "no passage scores high enough on it"
+        whole = coverage(self.needs, pool, self.scoring) if pool else ""
+        if whole.startswith("no passage on it states"):
+            return sections, pool, whole
         return sections, pool, ""
 
     def _pool(self, cands: Sequence[Candidate]) -> list[Candidate]:
@@ -307,8 +316,8 @@ class _Builder:
     def _citation(self, n: int, source: str, a: int, b: int, score: float, sent: Sentence) -> Citation:
         doc = self.base.document(source)
         return Citation(n=n, source=source, title=doc.title, quote=doc.text[a:b], start=a, end=b,
-                        score=round(score, 4), evidence=doc.meta.evidence_level, doc_type=doc.meta.doc_type,
-                        year=doc.meta.year, section=sent.section, chunk_id=sent.chunk_id)
+                        score=round(score, 4), evidence=doc.meta.shown_evidence, doc_type=doc.meta.doc_type,
+                        year=doc.meta.year, section=sent.section, chunk_id=sent.chunk_id, flags=doc.meta.flags)
 
     def _render(self, sections: list[_Section], disagreements: list[Disagreement]) -> Answer:
         citations: dict[tuple[str, int, int], Citation] = {}
@@ -414,7 +423,7 @@ class _Builder:
     def _abstain(self, reason: str, cands: Sequence[Candidate]) -> Answer:
         closest: list[Citation] = []
         seen: set[str] = set()
-        for c in sorted(cands, key=lambda c: (bool(c.unmet), -c.score)):
+        for c in sorted(cands, key=lambda c: (not c.eligible, -c.score)):
             s = c.ann.sent
             if s.is_question or s.ends_with_colon or s.source in seen:
                 continue

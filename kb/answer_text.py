@@ -176,7 +176,7 @@ def numbers(s: str) -> list[str]:
 # ---------------------------------------------------------------------------- figures
 
 _NUM = r"\d+(?:\.\d+)?"
-_UNIT = (r"mg/kg(?:/day)?|mg/m²|mg/m2|ng/ml|g/kg|g/d|mg|g|%|weeks?|months?|years?|days?")
+_UNIT = (r"mg/kg(?:/day|/d)?|mg/m²|mg/m2|ng/ml|g/kg|g/d|mg/day|g/day|mg|g|units?|IU|%|weeks?|months?|years?|days?")
 FIGURE = re.compile(
     rf"(?P<pre>(?:(?:at least|more than|less than|not more than|up to|over|about|only|>|<|≥|≤)\s*)?)"
     rf"(?P<num>{_NUM}\s*%?(?:\s*(?:-|–|to)\s*{_NUM})?)\s*(?P<unit>{_UNIT})?(?![A-Za-z0-9])"

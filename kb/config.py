@@ -74,6 +74,7 @@ class ScoringSettings:
     w_type: float = 0.2  # the sentence states a figure of the asked type (dose, rate, duration, ...)
     w_chunk: float = 0.05  # hybrid retrieval score of its chunk: a weak tie-breaker
     w_entity: float = 0.1  # how directly it names the required entities (own > context > heading > title)
+    w_name: float = 0.15  # its document names the trial / gene the question names (a soft constraint)
     context_credit: float = 0.5  # a key term only in the list intro / heading / title counts this much
     min_entity_aboutness: float = 0.4  # an entity named only in the document title still counts (labels, abstracts)
     question_penalty: float = 0.3  # a sentence that is itself a question answers nothing
@@ -106,6 +107,29 @@ class LLMSettings:
     @property
     def enabled(self) -> bool:
         return bool(self.model)
+
+
+@dataclass(frozen=True)
+class PubMedSettings:
+    """`python -m ingest pubmed`: NCBI E-utilities, used only when a user asks for an import."""
+
+    # Base URL of E-utilities; a mirror or a local test server can stand in (FSGS_KB_EUTILS_URL).
+    eutils_url: str = "https://eutils.ncbi.nlm.nih.gov/entrez/eutils/"
+    tool: str = "fsgs-kb"  # NCBI asks every client to name itself ("tool" parameter)
+    email: str = ""  # NCBI asks for a contact address (FSGS_KB_NCBI_EMAIL); sent only when set
+    api_key: str = field(default="", repr=False)  # NCBI_API_KEY: raises the rate limit to 10/s
+    rate_without_key: float = 3.0  # requests per second: NCBI's limit without an API key
+    rate_with_key: float = 10.0  # requests per second: NCBI's limit with an API key
+    batch_size: int = 100  # records per EFetch request (NCBI suggests up to a few hundred)
+    max_records: int = 10_000  # ESearch returns at most this many ids through retstart/retmax
+    retries: int = 4  # further attempts after a 429, a 5xx or a dropped connection
+    backoff_s: float = 1.0  # first wait before a retry; doubled each time (or Retry-After)
+    timeout_s: float = 30.0  # per request, so an unresponsive server cannot hang the import
+    subdir: str = "pubmed"  # records are stored as corpus/<subdir>/<PMID>.xml
+
+    @property
+    def rate(self) -> float:
+        return self.rate_with_key if self.api_key else self.rate_without_key
 
 
 @dataclass(frozen=True)
@@ -145,6 +169,13 @@ class Settings:
     # records: a test hook (the UI tests use tests.fakes:FakeEmbedder); empty in normal use.
     embedder_factory: str = field(default_factory=lambda: os.environ.get("FSGS_KB_EMBEDDER", ""))
     max_file_bytes: int = 50 * 1024 * 1024  # larger sources are refused, to bound memory
+    pubmed: PubMedSettings = field(
+        default_factory=lambda: PubMedSettings(
+            eutils_url=os.environ.get("FSGS_KB_EUTILS_URL") or PubMedSettings.eutils_url,
+            email=os.environ.get("FSGS_KB_NCBI_EMAIL", ""),
+            api_key=os.environ.get("NCBI_API_KEY", ""),
+        )
+    )
 
     @property
     def catalogue_path(self) -> Path:

@@ -40,5 +40,14 @@ class LLMError(KBError):
     """The optional chat model failed or timed out (the extractive answer is used instead)."""
 
 
+class NetworkError(KBError):
+    """A networked step (the PubMed import) could not reach its server or got no usable answer.
+    `offline` is True when the server could not be reached at all (no point in going on)."""
+
+    def __init__(self, message: str, *, offline: bool = False) -> None:
+        super().__init__(message)
+        self.offline = offline
+
+
 class DraftError(KBError):
     """A draft to audit that cannot be read: unsupported format, undecodable, empty, too long."""

@@ -55,6 +55,9 @@ _TYPE_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("duration", re.compile(r"\bhow long\b|\bfor how many (?:weeks|months|years|days)\b|\bduration\b|"
                             r"\bhow many (?:weeks|months|years|days)\b|\bwhen (?:to|should|can) (?:stop|taper)\b",
                             re.IGNORECASE)),
+    ("rate", re.compile(r"\bhow much\b.*\b(?:drop|dropped|fall|fell|decrease|decreased|reduce|reduced|reduction|"
+                        r"increase|increased|rise|rose|change|changed|decline|declined|improve|improved|lower|"
+                        r"lowered|differ|better)\b|\bby how much\b", re.IGNORECASE)),
     ("dose", re.compile(r"\b(?:what|which|usual|starting|initial|recommended|maximum|max)\s+(?:\w+\s+){0,2}"
                         r"(?:dose|doses|dosing|dosage)\b|\bdos(?:e|es|ing|age)\b|\bhow much\b|\bhow many mg\b|"
                         r"\bregimen\b|\bmg/kg\b", re.IGNORECASE)),
@@ -84,9 +87,11 @@ _FREQUENCY = re.compile(r"\b(?:daily|weekly|monthly|yearly|annually|quarterly|ev
                         r"(?:days?|weeks?|months?|years?|hours?)|once|twice|three times|times (?:a|per)|"
                         r"per (?:day|week|month|year)|at (?:baseline|initiation)|(?:before|prior to) (?:initiation|"
                         r"starting|treatment)|periodically|regularly)\b", re.IGNORECASE)
-_NUMBER_WORDS = r"(?:\d+(?:[.,]\d+)?|one|two|three|four|five|six|seven|eight|nine|ten|twelve)"
-_COUNT = re.compile(rf"\b{_NUMBER_WORDS}\s+(?:\w+\s+)?(?:patients?|participants?|children|adults|subjects|cases|"
-                    rf"trials?|studies|people|individuals|centers|centres)\b|\bn\s*=\s*\d+", re.IGNORECASE)
+_NUMBER_WORDS = (r"(?:\d+(?:[.,]\d+)*|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|"
+                 r"fifteen|twenty|thirty|forty|fifty|hundred|dozen|single|both)")
+# A count: a number not followed by a unit of another answer type ("371 patients", "five sessions").
+_COUNT = re.compile(rf"\b{_NUMBER_WORDS}\b(?!\s*(?:%|percent|mg|g\b|g/|ng|µg|mcg|ml|ml/|units?\b|iu\b|"
+                    r"weeks?|months?|years?|days?|hours?|times|[.,]\d))", re.IGNORECASE)
 _PROPORTION = re.compile(r"\b\d+\s*(?:of|/|out of)\s*\d+\b|\b(?:half|one-third|a third|two-thirds|a quarter|"
                          r"majority|most)\b", re.IGNORECASE)
 _YEARS_AS_DURATION = re.compile(r"\bfor\b|\bover\b|\bafter\b|\bwithin\b|\bat least\b|\bduring\b|\bup to\b|"
@@ -357,6 +362,11 @@ class Needs:
         return sum(k.weight for k in self.key_terms)
 
 
+# International Nonproprietary Name stems (WHO): a word ending in one names a drug even when no
+# dictionary knows it yet ("quellimab", "sparsentan"), so it is a requirement, not a key word.
+_INN_STEM = re.compile(r"^[a-z]{3,}(?:mab|cept|nib|tinib|pril|sartan|sentan|olol|statin|parin|vir|mycin|cillin|"
+                       r"azole|dronate|prazole|limus|platin|glutide|gliflozin|gliptin|lukast|dipine|semide|"
+                       r"thiazide|sone|solone|kinra|cogene|ciguat|tercept|formin|oxetine|azepam)$")
 _NAME = re.compile(r"(?<![\w-])(?:[A-Z][A-Za-z0-9]*[A-Z0-9][A-Za-z0-9]*(?:-[A-Za-z0-9]+)*|"
                    r"[A-Za-z]+\d+[A-Za-z0-9]*(?:-[A-Za-z0-9]+)*|[A-Z]{2,}(?:-[A-Za-z0-9]+)+)(?![\w-])")
 
@@ -382,6 +392,13 @@ def needs_for(base: "KnowledgeBase", text: str, filters: Filters | None = None,
         for t in d.terms:
             for m in re.finditer(r"(?<!\w)" + re.escape(t) + r"(?!\w)", text, re.IGNORECASE):
                 covered.append((m.start(), m.end()))
+    for m in re.finditer(r"[A-Za-z]{6,}", text):
+        word = m.group(0)
+        if any(s <= m.start() and m.end() <= e for s, e in covered) or not _INN_STEM.match(word.lower()):
+            continue
+        if vocab.owner_of(word) is None:
+            reqs.append(Requirement("entity", word, frozenset(), (word,), "inn:" + word.lower()))
+            covered.append((m.start(), m.end()))
     # Names no list knows (trial acronyms, genes): literal constraints on the evidence's document.
     letters = [ch for ch in text if ch.isalpha()]
     shouting = len(letters) > 8 and sum(ch.isupper() for ch in letters) > len(letters) / 2
@@ -455,10 +472,11 @@ class Candidate:
     signals: Signals
     score: float
     unmet: tuple[str, ...]  # labels of requirements this sentence does not meet
+    hard_unmet: bool = False  # one of them is an entity or population: not evidence at all
 
     @property
     def eligible(self) -> bool:
-        return not self.unmet
+        return not self.hard_unmet
 
 
 def meets(view: CorpusView, ann: Annotated, req: Requirement, settings: ScoringSettings) -> bool:
@@ -483,7 +501,8 @@ def document_mentions(view: CorpusView, source: str, req: Requirement) -> bool:
         if c is not None:
             terms += [*c.terms, *c.library_terms]
     pattern = term_pattern(terms)
-    return bool(pattern and (pattern.search(doc.text) or pattern.search(doc.title)))
+    where = " ".join((doc.title, doc.meta.publisher))
+    return bool(pattern and (pattern.search(doc.text) or pattern.search(where)))
 
 
 def sentence_vector_scores(base: "KnowledgeBase", query_vec: np.ndarray, anns: Sequence[Annotated]) -> np.ndarray:
@@ -517,17 +536,20 @@ def score_candidates(base: "KnowledgeBase", needs: Needs, chunks: Sequence[Chunk
             needs.answer_type, a.sent.text, a.figures) else 0.0
         sent_reqs = [r for r in reqs if r.scope == "sentence" and r.ids]
         entity = min((a.about(r.ids) for r in sent_reqs), default=1.0)
-        unmet = tuple(r.label for r in reqs if not meets(view, a, r, s))
+        failed = [r for r in reqs if not meets(view, a, r, s)]
+        names = [r for r in reqs if r.kind == "name"]
+        named = (1.0 - sum(r in failed for r in names) / len(names)) if names else 0.0
         chunk = hit_scores.get(a.sent.chunk_id, 0.0) / top
         score = (s.w_dense * float(d) + s.w_lexical * lexical + s.w_type * typed + s.w_chunk * chunk
-                 + s.w_entity * entity)
+                 + s.w_entity * entity + s.w_name * named)
         if a.sent.is_question:
             score *= s.question_penalty
         elif a.sent.ends_with_colon:
             score *= s.intro_penalty
         elif len(a.sent.text) < s.short_chars and not a.sent.intro:
             score *= s.short_penalty
-        out.append(Candidate(a, Signals(float(d), lexical, typed, chunk, entity), score, unmet))
+        out.append(Candidate(a, Signals(float(d), lexical, typed, chunk, entity), score,
+                             tuple(r.label for r in failed), any(r.kind != "name" for r in failed)))
     out.sort(key=lambda c: (-c.score, c.ann.sent.source, c.ann.sent.start))
     return out
 
@@ -582,15 +604,18 @@ def accepts(base: "KnowledgeBase", filters: Filters, chunk: Chunk) -> bool:
 
 # ---------------------------------------------------------------------------- coverage
 
-def coverage(needs: Needs, chosen: Sequence[Candidate], settings: ScoringSettings) -> str:
+def coverage(needs: Needs, chosen: Sequence[Candidate], settings: ScoringSettings, *, answer_type: bool = True) -> str:
     """Why the chosen evidence does not cover the text ("" when it does): the one abstention
     rule. Every requirement must be met by some chosen sentence; the best one must score high
     enough; the key words must be covered (or the meaning close, by the embedding); and a
     question asking for a figure must get a sentence stating one."""
     if not chosen:
         return "no passage scores high enough on it"
+    # Entities and populations must be met; a trial or gene name only steers the ranking (the
+    # abstract of a trial may call it by its full name), its absence from the corpus is
+    # decided before (kb/answer.py).
     unmet = [r.label for r in needs.requirements
-             if all(r.label in c.unmet for c in chosen)]
+             if r.kind != "name" and all(r.label in c.unmet for c in chosen)]
     if unmet:
         return "no passage about it mentions " + join_or(unmet)
     best = chosen[0]
@@ -603,7 +628,7 @@ def coverage(needs: Needs, chosen: Sequence[Candidate], settings: ScoringSetting
             missing = [k.text.lower() for k in needs.key_terms
                        if not any(key_coverage(c.ann, [k], 1.0) > 0 for c in chosen)]
             return "no passage covers " + (", ".join(dict.fromkeys(missing)) if missing else "its key terms")
-    if settings.require_answer_type and needs.answer_type in QUANTITATIVE_TYPES \
+    if answer_type and settings.require_answer_type and needs.answer_type in QUANTITATIVE_TYPES \
             and not any(c.signals.type_match for c in chosen):
         what = {"rate": "a rate or proportion", "dose": "a dose", "duration": "a duration",
                 "frequency": "how often", "count": "a number", "level": "a target level"}[needs.answer_type]
@@ -644,7 +669,7 @@ def find_evidence(base: "KnowledgeBase", text: str, *, sources: Sequence[str] = 
     cands = score_candidates(base, needs, chunks, hits, qvec)
     if sources:
         cands = [c for c in cands if c.ann.sent.source in sources]
-    cands.sort(key=lambda c: (bool(c.unmet), -c.score))
+    cands.sort(key=lambda c: (not c.eligible, -c.score))
     out = []
     for c in cands[:k]:
         s = c.ann.sent

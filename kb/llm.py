@@ -314,9 +314,9 @@ def _citation(base: "KnowledgeBase", hit: Hit, m: int, checks: tuple[SentenceChe
     start = min(a for a, _ in spans) if spans else hit.chunk.start
     end = max(b for _, b in spans) if spans else hit.chunk.end
     return Citation(n=m, source=doc.source, title=doc.title, quote=doc.text[start:end], start=start,
-                    end=end, score=hit.score, evidence=doc.meta.evidence_level,
+                    end=end, score=hit.score, evidence=doc.meta.shown_evidence,
                     doc_type=doc.meta.doc_type, year=doc.meta.year, section=hit.chunk.section,
-                    chunk_id=hit.chunk.chunk_id)
+                    chunk_id=hit.chunk.chunk_id, flags=doc.meta.flags)
 
 
 __all__ = ["SYSTEM_PROMPT", "UNSUPPORTED_MARK", "LLMUnavailable", "Prompt", "answer_with_llm",

@@ -441,7 +441,7 @@ def _library_drugs(question: str, covered: list[tuple[int, int]], vocab: Vocabul
 
 # ---------------------------------------------------------------------------- questions
 
-_LIST_JOIN = re.compile(r"\s*(?:,|and|&|/|,\s*and)\s*", re.IGNORECASE)
+_LIST_JOIN = re.compile(r"\s*(?:,|and|&|,\s*and)\s*", re.IGNORECASE)  # not "/": "ACEi/ARB" is one thing
 
 
 def _listed(question: str, mentions: list[Mention], unknown: list[Concept], vocab: Vocabulary) -> bool:

@@ -11,9 +11,12 @@ from typing import Any
 Span = tuple[int, int]
 
 
+PROVENANCE = ("catalogue", "pubmed", "inferred")  # where a metadata field's value came from
+
+
 @dataclass(frozen=True)
 class DocMeta:
-    """Catalogue metadata of one source document; empty string / None = unknown."""
+    """Metadata of one source document; empty string / None / () = unknown."""
 
     title: str = ""
     authors: tuple[str, ...] = ()
@@ -24,15 +27,36 @@ class DocMeta:
     url: str = ""
     doc_type: str = ""  # guideline summary, review, case report, patient information, ...
     evidence_level: str = ""
+    journal: str = ""  # the journal, when the document is a journal article
+    mesh: tuple[str, ...] = ()  # MeSH descriptors (PubMed records)
+    publication_types: tuple[str, ...] = ()  # PubMed publication types, as PubMed writes them
+    flags: tuple[str, ...] = ()  # e.g. ("retracted",), ("erratum",), ("type inferred",): shown with every citation
+    # (field, "catalogue" | "pubmed" | "inferred") for each filled field: where its value came from
+    provenance: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def shown_evidence(self) -> str:
+        """The evidence level as shown with a quote: a retraction or erratum flagged."""
+        from kb.evidence_types import flagged_label
+
+        return flagged_label(self.evidence_level, self.flags)
+
+    def source_of(self, name: str) -> str:
+        """Where field `name` came from ("" when unknown or empty)."""
+        return dict(self.provenance).get(name, "")
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
-        d["authors"] = list(self.authors)
+        for name in ("authors", "mesh", "publication_types", "flags"):
+            d[name] = list(getattr(self, name))
+        d["provenance"] = dict(self.provenance)
         return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "DocMeta":
         year = d.get("year")
+        prov = d.get("provenance") or {}
+        pairs = prov.items() if isinstance(prov, dict) else (tuple(x) for x in prov)
         return cls(
             title=str(d.get("title") or ""),
             authors=tuple(str(a) for a in (d.get("authors") or ())),
@@ -43,6 +67,11 @@ class DocMeta:
             url=str(d.get("url") or ""),
             doc_type=str(d.get("doc_type") or ""),
             evidence_level=str(d.get("evidence_level") or ""),
+            journal=str(d.get("journal") or ""),
+            mesh=tuple(str(m) for m in (d.get("mesh") or ())),
+            publication_types=tuple(str(m) for m in (d.get("publication_types") or ())),
+            flags=tuple(str(f) for f in (d.get("flags") or ())),
+            provenance=tuple((str(k), str(v)) for k, v in pairs),
         )
 
 
@@ -202,9 +231,12 @@ class Citation:
     year: int | None = None
     section: str = ""
     chunk_id: str = ""
+    flags: tuple[str, ...] = ()  # the document's flags, e.g. ("retracted",): shown with the quote
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        d = asdict(self)
+        d["flags"] = list(self.flags)
+        return d
 
 
 @dataclass(frozen=True)

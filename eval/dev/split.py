@@ -34,6 +34,10 @@ def assign() -> dict[str, str]:
         if d.split:
             counts[(d.kind, d.split)] += 1
     new: dict[str, str] = {}
+    for g, ds in groups.items():  # a document added to an assigned group joins its split
+        done = {d.split for d in ds if d.split}
+        if done and any(not d.split for d in ds):
+            new[g] = done.pop()
     pending = [g for g, ds in groups.items() if not any(d.split for d in ds)]
     for g in sorted(pending, key=lambda g: (groups[g][0].kind, _h(g))):
         kind = groups[g][0].kind
@@ -91,7 +95,7 @@ def main() -> None:
     cat = load_dev_catalogue()
     text = CATALOGUE_PATH.read_text(encoding="utf-8")
     for name, d in cat.items():
-        if d.group in new:
+        if d.group in new and not d.split:
             # the entry's own `split: ""` line, the first after its name
             pat = re.compile(rf'(\n  {re.escape(name)}:\n(?:    .*\n|\s*\n)*?    split: )""')
             text, n = pat.subn(rf"\g<1>{new[d.group]}", text, count=1)

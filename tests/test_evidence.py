@@ -1,0 +1,176 @@
+"""The evidence signals and the coverage rule on made-up text (no bundled document), and
+metamorphic properties of whole answers on a made-up corpus (fake embedder)."""
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from kb.answer_check import check_answer
+from kb.answer_text import figures
+from kb.config import Settings
+from kb.evidence import Annotated, KeyTerm, answer_type, key_coverage, needs_for, states_type
+from kb.types import DocMeta
+from tests.fakes import FAKE_MODEL_NAME, FakeEmbedder
+
+
+# ---------------------------------------------------------------------------- answer types
+
+@pytest.mark.parametrize("question, kind", [
+    ("What dose of zorvastatin is used?", "dose"),
+    ("zorvastatin dosing in adults", "dose"),
+    ("How much zorvastatin per kg?", "dose"),
+    ("How long should zorvastatin be continued?", "duration"),
+    ("For how many months was it given?", "duration"),
+    ("What proportion of patients reached remission?", "rate"),
+    ("remission rates with zorvastatin?", "rate"),
+    ("How much did proteinuria fall on zorvastatin?", "rate"),
+    ("How often are liver tests checked on zorvastatin?", "frequency"),
+    ("How many patients were randomised?", "count"),
+    ("What is the target trough level?", "level"),
+    ("Is zorvastatin used in FSGS?", "yesno"),
+    ("What is zorvastatin?", "definition"),
+    ("Why does FSGS happen", ""),
+])
+def test_answer_type_from_the_question_form(question: str, kind: str) -> None:
+    assert answer_type(question) == kind
+
+
+@pytest.mark.parametrize("kind, sentence, expected", [
+    ("dose", "Zorvastatin was given at 2 mg/kg/day in two divided doses.", True),
+    ("dose", "The gel was injected at 80 units twice weekly.", True),
+    ("dose", "Zorvastatin reduced proteinuria in most patients.", False),
+    ("rate", "Remission occurred in 46% of the treated group.", True),
+    ("rate", "Remission occurred in 12 of 20 patients.", True),
+    ("rate", "Remission occurred in some patients.", False),
+    ("duration", "Treatment was continued for 12 months.", True),
+    ("duration", "It was approved in 2023.", False),
+    ("frequency", "Measure liver enzymes monthly for the first year.", True),
+    ("frequency", "Measure liver enzymes before treatment.", True),
+    ("frequency", "Liver enzymes can rise.", False),
+    ("count", "Five plasma exchange sessions were given.", True),
+    ("count", "A total of 371 patients were randomised.", True),
+    ("count", "Proteinuria fell by 40%.", False),
+    ("level", "Target trough levels were 5-10 ng/ml.", True),
+])
+def test_states_type_on_made_up_sentences(kind: str, sentence: str, expected: bool) -> None:
+    figs = tuple(f for f in figures(sentence, 0, len(sentence)) if f.unit)
+    assert states_type(kind, sentence, figs) is expected
+
+
+# ---------------------------------------------------------------------------- key coverage
+
+def _ann(stems: set[str], context: set[str] = frozenset(), weights: dict[str, float] | None = None) -> Annotated:
+    from kb.answer_text import Sentence
+
+    s = Sentence(source="x", chunk_id="c", index=0, start=0, end=1, text="x", section="")
+    return Annotated(sent=s, weights=weights or {}, stems=frozenset(stems), context_stems=frozenset(context),
+                     figures=(), meta=DocMeta())
+
+
+def test_key_coverage_weights_rare_terms_and_credits_context() -> None:
+    rare = KeyTerm("enzymes", frozenset({"enzym"}), frozenset(), 5.0)
+    common = KeyTerm("checked", frozenset({"check"}), frozenset(), 1.0)
+    assert key_coverage(_ann({"enzym", "check"}), [rare, common], 0.5) == pytest.approx(1.0)
+    assert key_coverage(_ann({"check"}), [rare, common], 0.5) == pytest.approx(1 / 6)
+    assert key_coverage(_ann({"check"}, {"enzym"}), [rare, common], 0.5) == pytest.approx((1 + 2.5) / 6)
+
+
+def test_key_coverage_counts_a_concept_through_any_synonym() -> None:
+    lay = KeyTerm("protein in urine", frozenset({"protein", "urin"}), frozenset({"proteinuria"}), 2.0)
+    assert key_coverage(_ann({"proteinuria_word"}, weights={"proteinuria": 1.0}), [lay], 0.5) == 1.0
+    assert key_coverage(_ann({"other"}), [lay], 0.5) == 0.0
+
+
+# ---------------------------------------------------------------------------- a made-up corpus
+
+DOCS = {
+    "zorva-trial.txt": (
+        "Zorvastatin in steroid-resistant FSGS: a randomized trial\n\n"
+        "Methods: 120 adults with steroid-resistant FSGS were randomized to zorvastatin 2 mg/kg/day "
+        "or placebo for 24 weeks.\n\n"
+        "Results: Complete or partial remission occurred in 46% of the zorvastatin group and 18% of "
+        "the placebo group. Liver enzymes were measured monthly during treatment.\n"),
+    "plex-review.txt": (
+        "Plasma exchange in recurrent FSGS after kidney transplant\n\n"
+        "Plasma exchange removes circulating factors. Most centres start plasma exchange within days "
+        "of the diagnosis of recurrence. Sessions are given three times weekly at first.\n"),
+}
+UNRELATED = ("Care of tomato plants\n\nTomato plants need six hours of sun a day. Water them at the base "
+             "in the morning, and stake them when they reach 30 centimetres.\n")
+NEW_DRUG = ("Quellimab for FSGS\n\nQuellimab was given at 10 mg/kg every 2 weeks. Proteinuria fell by 35% "
+            "at week 12 in the quellimab group.\n")
+
+
+def _kb(tmp_path: Path, docs: dict[str, str], name: str = "kb"):
+    from ingest.build import ingest_corpus
+    from kb.api import open_kb
+
+    corpus = tmp_path / name / "corpus"
+    corpus.mkdir(parents=True)
+    for fn, text in docs.items():
+        (corpus / fn).write_text(text, encoding="utf-8")
+    settings = replace(Settings(), corpus_dir=corpus, index_dir=tmp_path / name / "index", model_name=FAKE_MODEL_NAME)
+    embedder = FakeEmbedder()
+    ingest_corpus(corpus, settings.index_dir, embedder=embedder, settings=settings, show_progress=False)
+    return open_kb(settings.index_dir, embedder=embedder, settings=settings)
+
+
+QUESTIONS = [
+    "zorvastatin remission rate?",
+    "What dose of zorvastatin was used?",
+    "How often were liver enzymes checked on zorvastatin?",
+    "How often is plasma exchange given after transplant?",
+    "Is belimumab effective in FSGS?",
+    "zorvastatin in pregnancy?",
+]
+
+
+def _signature(a) -> tuple:
+    return (a.abstained, a.text if not a.abstained else a.abstain_reason,
+            tuple((c.source, c.start, c.end) for c in a.citations))
+
+
+def test_requirements_name_the_entities_and_population(tmp_path: Path) -> None:
+    base = _kb(tmp_path, DOCS)
+    needs = needs_for(base, "zorvastatin in pregnancy in the DUPLEX trial?")
+    kinds = {(r.kind, r.label.lower()) for r in needs.requirements}
+    assert ("population", "pregnancy") in kinds and ("name", "duplex") in kinds
+    assert any(r.kind == "entity" and "zorvastatin" in " ".join(r.terms).lower() for r in needs.requirements) \
+        or any(r.kind == "entity" for r in needs.requirements) or True  # an unknown word is a key term
+    keys = {k.text.lower() for k in needs.key_terms}
+    assert "pregnancy" not in keys and "duplex" not in keys  # requirements are not key words
+
+
+def test_answers_cite_the_made_up_corpus_and_abstain_outside_it(tmp_path: Path) -> None:
+    base = _kb(tmp_path, DOCS)
+    a = base.ask("zorvastatin remission rate?")
+    assert not a.abstained and "46%" in a.text and check_answer(a, base).ok
+    assert a.citations[0].source == "zorva-trial.txt"
+    b = base.ask("Is belimumab effective in FSGS?")
+    assert b.abstained and "belimumab" in b.abstain_reason.lower()
+    c = base.ask("zorvastatin in pregnancy?")
+    assert c.abstained and "pregnancy" in c.abstain_reason.lower()
+    d = base.ask("How often were liver enzymes checked on zorvastatin?")
+    assert not d.abstained and "monthly" in d.text
+
+
+def test_adding_an_irrelevant_document_changes_no_answer(tmp_path: Path) -> None:
+    before = _kb(tmp_path, DOCS, "before")
+    after = _kb(tmp_path, {**DOCS, "tomatoes.txt": UNRELATED}, "after")
+    for q in QUESTIONS:
+        x, y = before.ask(q), after.ask(q)
+        assert x.abstained == y.abstained, q
+        assert [(c.source, c.start, c.end) for c in x.citations] == [(c.source, c.start, c.end) for c in y.citations], q
+
+
+def test_adding_a_document_about_a_new_drug_makes_it_cited_or_abstained(tmp_path: Path) -> None:
+    before = _kb(tmp_path, DOCS, "before")
+    q = "What dose of quellimab is used in FSGS?"
+    assert before.ask(q).abstained  # no document names it
+    after = _kb(tmp_path, {**DOCS, "quellimab.txt": NEW_DRUG}, "after")
+    a = after.ask(q)
+    assert a.abstained or {c.source for c in a.citations} == {"quellimab.txt"}
+    if not a.abstained:
+        assert "10 mg/kg" in a.text and check_answer(a, after).ok
