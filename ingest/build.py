@@ -15,17 +15,18 @@ from typing import Callable, Sequence
 import numpy as np
 from tqdm import tqdm
 
+from ingest.abbreviations import mine as mine_abbreviations
 from ingest.catalogue import read_catalogue
 from ingest.chunking import chunk_blocks, embedding_text, sentence_embedding_texts
-from ingest.metadata import infer_meta
 from ingest.loaders import LoadedText, human_size, load_bytes, load_file
+from ingest.metadata import infer_meta
 from ingest.references import parse_references
 from ingest.structure import classify
 from kb import evidence_types, store
 from kb.config import INDEX_FORMAT_VERSION, Settings, get_settings
 from kb.embed import Embedder, load_embedder
 from kb.errors import KBError, SourceError
-from kb.types import Chunk, DocMeta, Document, Reference
+from kb.types import Chunk, DocMeta, Document, Reference, Span
 
 logger = logging.getLogger(__name__)
 
@@ -208,8 +209,8 @@ def load_corpus(corpus_dir: Path, settings: Settings,
     return docs, skipped, warnings
 
 
-_PIPELINE_MODULES = ("loaders", "structure", "boilerplate", "sentences", "chunking", "references", "build",
-                     "metadata", "../kb/evidence_types")
+_PIPELINE_MODULES = ("loaders", "structure", "boilerplate", "sentences", "chunking", "references", "abbreviations",
+                     "build", "metadata", "../kb/evidence_types")
 
 
 def pipeline_hash() -> str:
@@ -307,6 +308,7 @@ def build_index(
     sentence_texts: list[list[str]] = []  # per chunk, one text per citable sentence
     references: list[Reference] = []
     sources: dict[str, dict] = {}
+    sentences: dict[str, list[Span]] = {}  # the chunks' sentence spans, for abbreviation mining
     for doc in documents:
         blocks = classify(doc.text)
         doc_chunks = chunk_blocks(doc, blocks, settings.chunking)
@@ -315,8 +317,12 @@ def build_index(
         texts.extend(embedding_text(doc, c) for c in doc_chunks)
         sentence_texts.extend(sentence_embedding_texts(doc, c) for c in doc_chunks)
         references.extend(doc_refs)
+        sentences[doc.source] = [span for c in doc_chunks for span in c.sentences]
         sources[doc.source] = {"sha256": doc.content_hash, "doc_id": doc.doc_id, "title": doc.title,
                                "chunks": len(doc_chunks), "references": len(doc_refs)}
+
+    # Recomputed from every document on each build: cheap, and always matches the corpus.
+    abbreviations = mine_abbreviations(documents, sentences)
 
     model_name = settings.model_name
     keys = [embed_key(model_name, t) for t in texts]
@@ -364,7 +370,8 @@ def build_index(
         store.write_index(build_dir, manifest={**manifest, "build_seconds": round(time.perf_counter() - started, 3)},
                           documents=list(documents), chunks=chunks, embed_keys=keys, search_texts=texts,
                           vectors=vectors, references=references, retrieval=settings.retrieval,
-                          sentence_keys=sentence_keys, sentence_vectors=sentence_vectors)
+                          sentence_keys=sentence_keys, sentence_vectors=sentence_vectors,
+                          abbreviations=abbreviations)
         store.publish(build_dir, index_dir)
     except BaseException:
         store.discard(build_dir)  # the published index is untouched

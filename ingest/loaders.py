@@ -12,7 +12,6 @@ import logging
 import re
 import stat
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable
 from dataclasses import dataclass
 from io import BytesIO
 from pathlib import Path

@@ -19,6 +19,8 @@ HEAD_CHARS = 3_000  # the "first page": where a title block, byline and citation
 TYPE_HEAD_CHARS = 2_500  # study-type cues are read here (methods of cited studies come later)
 PATIENT_YOU_PER_1000 = 12.0  # "you/your" per 1,000 words above which a page addresses patients
 MIN_WORDS_FOR_PATIENT = 150  # shorter texts say too little to judge their audience
+PLAIN_LANGUAGE_LONG_WORDS = 0.05  # share of 4+-syllable words below which a text is plain language (written for patients)
+MIN_NUMBERED_CITATIONS = 3  # "(2)", "[3-5]": a text citing this many references is a secondary source
 
 
 @dataclass(frozen=True)
@@ -48,7 +50,8 @@ _DOCUMENT_CUES: tuple[_Cue, ...] = (
     _cue("drug_label", r"\bHIGHLIGHTS OF PRESCRIBING INFORMATION\b|\bFULL PRESCRIBING INFORMATION\b"
                        r"|\bINDICATIONS AND USAGE\b|\bBOXED WARNING\b|\bDOSAGE AND ADMINISTRATION\b"
                        r"|\bprescribing information\b"),
-    _cue("trial_registry", r"\bClinicalTrials\.gov (?:ID|Identifier)\b|\bStudy Type\s*:?\s*(?:Interventional|Observational)\b"
+    _cue("trial_registry", r"\bClinicalTrials\.gov (?:ID|Identifier)\b|\bStudy (?:Type|Design)\s*:?\s*(?:Interventional|Observational)\b"
+                           r"|\bMain objective of the trial\b"
                            r"|\bRecruitment Status\b|\bEstimated Enrollment\b|\bStudy Start(?: Date)?\b"
                            r"|\bTrial registration\b.*\bregistry\b|\bEUCTR\d|\bISRCTN\d+\b.*\bregistry\b"
                            r"|\bStatus\s*:\s*(?:Recruiting|Completed|Terminated|Withdrawn|Not yet recruiting|Active, not recruiting)\b"
@@ -61,24 +64,34 @@ _HEAD_CUES: tuple[_Cue, ...] = (
     _cue("guideline", r"\bthis guideline\b|\bguideline (?:recommendations|development group|work group)\b"
                       r"|\bwe recommend\b.*\(1[A-D]\)|\bpractice points?\b|\bupdates the \d{4} [\w ]{0,40}guideline\b"),
     _cue("systematic_review", r"\bsystematic review\b|\bmeta-?analys[ie]s\b|\bcochrane\b|\bWhat is the issue\?"
+                              r"|\((?:selection|performance|detection|attrition|reporting) bias\)"
+                              r"|\b10\.1002/14651858\.CD\d{6}|\bCochrane Database Syst Rev\b"
                               r"|\bwe searched\b.*\b(?:databases?|MEDLINE|EMBASE|CENTRAL|registers?)\b"),
     _cue("rct", r"\brandomi[sz]ed(?:,)? (?:\w+[ -]){0,4}(?:controlled )?(?:trial|study)\b|\bwere randomly assigned\b"
                 r"|\brandomi[sz]ed (?:to|1:1|2:1)\b|\bwere randomi[sz]ed\b|\bdouble-blind(?:ed)?\b"),
     _cue("case_report", r"\bcase report\b|\bwe (?:report|describe|present) (?:a|the) (?:case|patient)\b"
                         r"|\bcase of (?:a |an )?\d{1,3}[- ]years?[- ]old\b"
-                        r"|\b(?:a|an) \d{1,3}[- ]years?[- ]old (?:man|woman|boy|girl|male|female|gentleman|lady|patient|child)\b"
+                        r"|\b(?:a|an) \d{1,3}[- ]years?[- ]old (?:(?:man|woman|boy|girl|male|female|gentleman|lady) )?(?:patient |child )?"
+                        r"(?:who|whose|was|presented|with|had|developed|underwent|received)\b"
                         r"|\bcase series\b|\bwe report a series of\b"
                         r"|\b(?:report|describe)s? (?:\w+ ){0,2}(?:two|three|four|five|six|seven|eight|nine|ten|\d) (?:patients|cases|children|adults)\b"),
     _cue("clinical_trial", r"\b(?:open-label|single-arm|phase (?:1|2|3|I|II|III)[ab]?)\b.*\b(?:trial|study)\b"
                            r"|\bnon-?randomi[sz]ed (?:trial|study)\b"),
     _cue("observational", r"\b(?:retrospective|prospective) (?:\w+ ){0,2}(?:cohort|study|analysis|review of)\b"
-                          r"|\bcohort study\b|\bobservational study\b|\bregistry data\b"),
+                          r"|\bcohort study\b|\bobservational study\b|\bregistry data\b"
+                          r"|\b(?:analy[sz]ed|reviewed|collected) retrospectively\b|\bretrospectively (?:reviewed|analy[sz]ed|collected)\b"
+                          r"|\bwe (?:reviewed|evaluated|analy[sz]ed|studied) the (?:outcomes?|records|data|charts) of\b"
+                          r"|\b(?:were|was) followed (?:up )?for (?:at least |a median of )?\d"
+                          r"|\bmultivariab?l?e?(?:ate)? (?:logistic )?(?:regression|analys[ie]s)\b"),
     _cue("review", r"\bin this review\b|\bwe review\b|\bthis review\b|\bnarrative review\b|\breview article\b"
                    r"|\bthis (?:article|activity|paper) reviews\b|\bChief Editor\b"),
     _cue("editorial", r"\bletter to the editor\b|\bto the editor\b|^\s*editorial\b"),
 )
 
 _PUB_TYPES_RE = re.compile(r"^\s*Publication types?\s*:?\s*\n?((?:[ \t]*[-•*]?[ \t]*[A-Z][^\n]{1,80}\n?){1,8})", re.M)
+_NUMBERED_CITATION_RE = re.compile(r"(?<=[A-Za-z.,;)\]] )\(\d{1,3}(?:[,\u2013-]\s?\d{1,3})*\)|\[\d{1,3}(?:[,\u2013-]\s?\d{1,3})*\]")
+_LETTERS_RE = re.compile(r"[A-Za-z]+")
+_VOWEL_GROUPS_RE = re.compile(r"[aeiouy]+")  # a syllable count good enough to tell long words
 _YOU_RE = re.compile(r"\b(?:you|your|yours|yourself)\b", re.I)
 _WORD_RE = re.compile(r"\b\w+\b")
 _PATIENT_PHRASES_RE = re.compile(
@@ -117,7 +130,29 @@ def infer_study_type(text: str, title: str = "") -> str:
     for cue in _HEAD_CUES:
         if cue.pattern.search(head):
             return cue.key
+    # Then: plain language (few long words) with no design of its own is written for patients.
+    if _plain_language(text):
+        return "patient_information"
+    # Last: a text that cites numbered references and states no design of its own is a
+    # secondary source (a review or a clinical reference text).
+    if len(_NUMBERED_CITATION_RE.findall(text[:20_000])) >= MIN_NUMBERED_CITATIONS:
+        return "review"
     return ""
+
+
+def _plain_language(text: str) -> bool:
+    words = _LETTERS_RE.findall(text[:20_000])
+    if len(words) < MIN_WORDS_FOR_PATIENT:
+        return False
+    long_words = sum(1 for w in words if _syllables(w) >= 4)
+    return long_words / len(words) < PLAIN_LANGUAGE_LONG_WORDS
+
+
+def _syllables(word: str) -> int:
+    """Vowel groups, a final silent e not counted: close enough to tell long words."""
+    w = word.lower()
+    n = len(_VOWEL_GROUPS_RE.findall(w))
+    return n - 1 if n > 1 and w.endswith("e") and not w.endswith(("le", "ee")) else n
 
 
 def _addresses_patients(text: str) -> bool:

@@ -101,7 +101,7 @@ class EUtilsClient:
         self.settings = settings
         self.base = settings.eutils_url.rstrip("/") + "/"
         self.session = session or requests.Session()
-        self.session.headers.setdefault("User-Agent", f"{settings.tool} (python-requests)")
+        self.session.headers["User-Agent"] = f"{settings.tool} (python-requests {requests.__version__})"
         self._sleep = sleep
         self._clock = clock
         self._lock = threading.Lock()
@@ -136,7 +136,7 @@ class EUtilsClient:
             try:
                 resp = self.session.get(url, params=self._params(params), timeout=self.settings.timeout_s)
             except (requests.ConnectionError, requests.Timeout) as exc:
-                last = _brief(exc)
+                last = _net_reason(exc)
                 if attempt + 1 < attempts:
                     self._backoff(attempt, None)
                     continue
@@ -409,7 +409,7 @@ def network_available(settings: Settings | None = None, timeout_s: float = 3.0) 
         resp = requests.get(ps.eutils_url.rstrip("/") + "/einfo.fcgi",
                             params={"db": "pubmed", "tool": ps.tool}, timeout=timeout_s)
     except (requests.ConnectionError, requests.Timeout) as exc:
-        return False, f"NCBI E-utilities at {ps.eutils_url} cannot be reached ({_brief(exc)})"
+        return False, f"NCBI E-utilities at {ps.eutils_url} cannot be reached ({_net_reason(exc)})"
     if resp.status_code >= 500:
         return False, f"NCBI E-utilities at {ps.eutils_url} answered HTTP {resp.status_code}"
     return True, ""
@@ -418,6 +418,22 @@ def network_available(settings: Settings | None = None, timeout_s: float = 3.0) 
 # ---------------------------------------------------------------------------------------
 # small helpers
 # ---------------------------------------------------------------------------------------
+
+
+def _net_reason(exc: BaseException) -> str:
+    """A short reason for a failed connection, instead of urllib3's long repr."""
+    text = str(exc)
+    if isinstance(exc, requests.Timeout):
+        return "timed out"
+    for needle, reason in (("Connection refused", "connection refused"),
+                           ("Failed to resolve", "host name not found"),
+                           ("Name or service not known", "host name not found"),
+                           ("Temporary failure in name resolution", "host name not found"),
+                           ("Network is unreachable", "network unreachable"),
+                           ("No route to host", "no route to host")):
+        if needle in text:
+            return reason
+    return _brief(exc)
 
 
 def _text(el: ET.Element | None) -> str:

@@ -4,14 +4,15 @@ from __future__ import annotations
 import logging
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Mapping
 
 from kb import store
 from kb.config import Settings, get_settings
 from kb.embed import Embedder, load_embedder
 from kb.errors import KBError
 from kb.retrieve import Retriever
-from kb.types import Answer, Chunk, Document, Filters, Hit, IndexInfo, Query, Reference
+from kb.abbreviations import AbbreviationMap
+from kb.types import Abbreviation, Answer, Chunk, Document, Filters, Hit, IndexInfo, Query, Reference
 
 if TYPE_CHECKING:
     from langchain_core.retrievers import BaseRetriever
@@ -65,6 +66,20 @@ class KnowledgeBase:
 
     def references(self, source: str | None = None) -> list[Reference]:
         return [r for r in self.contents.references if source is None or r.source == source]
+
+    @cached_property
+    def _abbreviation_map(self) -> AbbreviationMap:
+        return AbbreviationMap(self.contents.abbreviations)
+
+    def abbreviations(self) -> Mapping[str, list[str]]:
+        """Abbreviations the corpus defines ("mycophenolate mofetil (MMF)"), mined at ingest:
+        short form, looked up case-insensitively -> long forms, most defining documents first.
+        `abbreviations()["mmf"] == ["mycophenolate mofetil"]`."""
+        return self._abbreviation_map
+
+    def abbreviation_pairs(self) -> tuple[Abbreviation, ...]:
+        """The stored pairs with their sources and the offsets of a defining occurrence."""
+        return self.contents.abbreviations
 
     # -- retrieval and answers -------------------------------------------------------------
     def understand(self, question: str, filters: Filters | None = None) -> Query:

@@ -47,19 +47,20 @@ if TYPE_CHECKING:
 
 # The kind of answer a question's form asks for. Patterns are about English question forms, not
 # about any document.
+_ADMINISTER = (r"check|checked|checking|monitor|monitored|monitoring|measure|measured|test|tested|testing|given|"
+               r"give|dosed|administered|taken|take|repeat|repeated|infus\w*|inject\w*|done|performed|seen|visit\w*")
+_CHANGE = (r"drop|dropped|fall|fell|decrease|decreased|reduce|reduced|reduction|increase|increased|rise|rose|"
+           r"change|changed|decline|declined|improve|improved|lower|lowered|differ|better|more|less|higher|due")
 _TYPE_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
-    ("frequency", re.compile(r"\bhow (?:often|frequently)\b.*\b(?:check|checked|monitor|monitored|measure|measured|"
-                             r"test|tested|given|dosed|administered|repeat|repeated|infus\w*|done)\b|"
-                             r"\bhow often\b(?!.*\b(?:respond|remission|relapse|succeed|work))|\bfrequency of\b",
-                             re.IGNORECASE)),
+    ("frequency", re.compile(rf"\bhow (?:often|frequently)\b.*\b(?:{_ADMINISTER})\b|\bfrequency of\b(?!.*\b(?:"
+                             r"relapse|remission|recurrence|side effect|adverse))", re.IGNORECASE)),
     ("duration", re.compile(r"\bhow long\b|\bfor how many (?:weeks|months|years|days)\b|\bduration\b|"
                             r"\bhow many (?:weeks|months|years|days)\b|\bwhen (?:to|should|can) (?:stop|taper)\b",
                             re.IGNORECASE)),
-    ("rate", re.compile(r"\bhow much\b.*\b(?:drop|dropped|fall|fell|decrease|decreased|reduce|reduced|reduction|"
-                        r"increase|increased|rise|rose|change|changed|decline|declined|improve|improved|lower|"
-                        r"lowered|differ|better)\b|\bby how much\b", re.IGNORECASE)),
+    ("rate", re.compile(rf"\bhow much\b.*\b(?:{_CHANGE})\b|\bby how much\b|\bhow (?:much|many times) more\b",
+                        re.IGNORECASE)),
     ("dose", re.compile(r"\b(?:what|which|usual|starting|initial|recommended|maximum|max)\s+(?:\w+\s+){0,2}"
-                        r"(?:dose|doses|dosing|dosage)\b|\bdos(?:e|es|ing|age)\b|\bhow much\b|\bhow many mg\b|"
+                        r"(?:dose|doses|dosing|dosage)\b|\bdos(?:e|es|ing|age)\b|\bhow many mg\b|"
                         r"\bregimen\b|\bmg/kg\b", re.IGNORECASE)),
     ("level", re.compile(r"\btrough\b|\blevels?\b.*\b(?:target|aim|goal)\b|\btarget\b.*\blevels?\b|\bconcentration\b",
                          re.IGNORECASE)),
@@ -68,8 +69,10 @@ _TYPE_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
                         r"\bchances?\b|\blikelihood\b|\bhow (?:effective|well)\b|\befficacy\b|\bsuccess\b",
                         re.IGNORECASE)),
     ("count", re.compile(r"\bhow many\b", re.IGNORECASE)),
-    ("definition", re.compile(r"^\s*(?:what\s+is|what's|whats|what\s+are|define|definition of)\b", re.IGNORECASE)),
-    ("yesno", re.compile(r"^\s*(?:is|are|does|do|can|should|could|will|was|were|has|have)\b", re.IGNORECASE)),
+    ("dose", re.compile(r"\bhow much\b", re.IGNORECASE)),  # "how much tacrolimus": a dose, else a change (above)
+    ("definition", re.compile(r"^\s*(?:what\s+is|what's|whats|define|definition of)\b|"
+                              r"\b(?:considered|defined|called|regarded as|classified as|termed)\b", re.IGNORECASE)),
+    ("yesno", re.compile(r"^\s*(?:is|are|does|do|can|should|could|will|was|were|has|have|did)\b", re.IGNORECASE)),
 )
 QUANTITATIVE_TYPES = frozenset({"frequency", "duration", "dose", "level", "rate", "count"})
 
@@ -346,6 +349,14 @@ class KeyTerm:
     stems: frozenset[str]  # all must be in a sentence for it to contain the word ...
     ids: frozenset[str]  # ... or the sentence is about one of these concepts (synonyms count)
     weight: float  # IDF of its rarest stem in the corpus
+    name: str = ""  # the vocabulary concept's label, when it names one
+
+    @property
+    def label(self) -> str:
+        """How a reason names it: "side effects and toxicity (risks)", "enzymes"."""
+        text = self.text.lower()
+        name = self.name.lower()
+        return f"{name} ({text})" if name and text not in name else (name or text)
 
 
 @dataclass(frozen=True)
@@ -426,7 +437,7 @@ def needs_for(base: "KnowledgeBase", text: str, filters: Filters | None = None,
         if not st:
             continue
         keys.append(KeyTerm(m.text, st, frozenset(vocab.with_members([m.concept])),
-                            max(view.idf(x) for x in st)))
+                            max(view.idf(x) for x in st), c.label))
     chars = list(text)
     for s, e in covered:
         chars[s:e] = " " * (e - s)
@@ -445,7 +456,7 @@ def key_coverage(ann: Annotated, keys: Sequence[KeyTerm], context_credit: float)
     """IDF-weighted share of the key terms a sentence contains (its context counts partly)."""
     total = sum(k.weight for k in keys)
     if total <= 0:
-        return 0.0
+        return 1.0  # the text asks nothing beyond its entities: nothing is missing
     got = 0.0
     for k in keys:
         if k.stems <= ann.stems or (k.ids and ann.about(k.ids) >= CONTEXT):
@@ -542,6 +553,8 @@ def score_candidates(base: "KnowledgeBase", needs: Needs, chunks: Sequence[Chunk
         chunk = hit_scores.get(a.sent.chunk_id, 0.0) / top
         score = (s.w_dense * float(d) + s.w_lexical * lexical + s.w_type * typed + s.w_chunk * chunk
                  + s.w_entity * entity + s.w_name * named)
+        if needs.answer_type in QUANTITATIVE_TYPES and not typed:
+            score *= s.untyped_factor
         if a.sent.is_question:
             score *= s.question_penalty
         elif a.sent.ends_with_colon:
@@ -619,15 +632,21 @@ def coverage(needs: Needs, chosen: Sequence[Candidate], settings: ScoringSetting
     if unmet:
         return "no passage about it mentions " + join_or(unmet)
     best = chosen[0]
-    if best.score < settings.min_score:
-        return "no passage is close enough to it"
+    about = [r.label for r in needs.requirements if r.kind != "name"]
+    subject = f"about {join_or(about)} " if about else ""
     if needs.key_terms:
         covered = max(c.signals.lexical for c in chosen)
         dense = max(c.signals.dense for c in chosen)
         if covered < settings.min_key_coverage and dense < settings.min_dense_alone:
-            missing = [k.text.lower() for k in needs.key_terms
+            missing = [k.label for k in needs.key_terms
                        if not any(key_coverage(c.ann, [k], 1.0) > 0 for c in chosen)]
-            return "no passage covers " + (", ".join(dict.fromkeys(missing)) if missing else "its key terms")
+            return f"no passage {subject}covers " + (", ".join(dict.fromkeys(missing)) or "its key terms")
+    if best.score < settings.min_score:
+        if needs.key_terms:
+            weakest = sorted(needs.key_terms, key=lambda k: -k.weight)[0]
+            if not any(key_coverage(c.ann, [weakest], 1.0) >= 1.0 for c in chosen):
+                return f"no passage {subject}covers {weakest.label}"
+        return f"no passage {subject}is close enough to it"
     if answer_type and settings.require_answer_type and needs.answer_type in QUANTITATIVE_TYPES \
             and not any(c.signals.type_match for c in chosen):
         what = {"rate": "a rate or proportion", "dose": "a dose", "duration": "a duration",

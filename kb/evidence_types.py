@@ -88,8 +88,8 @@ def flagged_label(evidence_level: str, flags: Iterable[str]) -> str:
     label = evidence_level
     if RETRACTED in flags and not label.startswith("RETRACTED"):
         label = f"RETRACTED — {label}" if label else "RETRACTED"
-    if CONCERN in flags:
-        label += " (expression of concern published)"
-    if ERRATUM in flags:
-        label += " (erratum published)"
+    for flag, note in ((CONCERN, " (expression of concern published)"), (ERRATUM, " (erratum published)"),
+                       (INFERRED, " (type inferred from the text)")):
+        if flag in flags and note not in label:  # idempotent: a label may be flagged already
+            label += note
     return label

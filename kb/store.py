@@ -10,6 +10,9 @@
     vectors.faiss     the FAISS index over those rows (flat inner product, or HNSW when large)
     bm25/             bm25s index (JSON + .npy) over the same chunks
     references.jsonl  parsed reference-list entries (never retrieved as passages)
+    abbreviations.jsonl  abbreviation-definition pairs mined from the documents (Schwartz-Hearst),
+                      each with the offsets of a defining occurrence; absent from indexes built
+                      before it existed, which then open with none
 
 `index_dir` itself is a symlink to a versioned sibling folder; publishing a new build swaps the
 link atomically, so a reader sees the old index or the new one, never half of either.
@@ -25,13 +28,13 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 
 from kb.config import INDEX_FORMAT_VERSION, RetrievalSettings
 from kb.errors import IndexFormatError, IndexMissingError, ModelMismatchError
-from kb.types import Chunk, DocMeta, Document, IndexInfo, Reference
+from kb.types import Abbreviation, Chunk, DocMeta, Document, IndexInfo, Reference
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +46,7 @@ FAISS = "vectors.faiss"
 BM25_DIR = "bm25"
 REFERENCES = "references.jsonl"
 SENTENCE_VECTORS = "sentence_vectors.npy"
+ABBREVIATIONS = "abbreviations.jsonl"
 
 
 @dataclass
@@ -66,6 +70,7 @@ class IndexContents:
         """Rows of `sentence_vectors` holding chunk `chunk_index`'s sentences, in order."""
         start = self.sentence_offsets[chunk_index]
         return range(start, start + len(self.chunks[chunk_index].sentences))
+    abbreviations: tuple[Abbreviation, ...] = ()
 
     @property
     def model_name(self) -> str:
@@ -168,6 +173,7 @@ def write_index(
     retrieval: RetrievalSettings,
     sentence_keys: list[list[str]] | None = None,
     sentence_vectors: np.ndarray | None = None,
+    abbreviations: Sequence[Abbreviation] = (),
 ) -> dict[str, Any]:
     """Write a complete index into the empty folder `dest`; return the manifest written.
     `search_texts[i]` is what BM25 indexes for chunk i (the same text that was embedded)."""
@@ -192,6 +198,7 @@ def write_index(
     # to ranking sentences inside a few retrieved chunks.
     np.save(dest / SENTENCE_VECTORS, np.ascontiguousarray(sentence_vectors, dtype=np.float16), allow_pickle=False)
     _write_jsonl(dest / REFERENCES, (r.to_dict() for r in references))
+    _write_jsonl(dest / ABBREVIATIONS, (a.to_dict() for a in abbreviations))
     np.save(dest / VECTORS, np.ascontiguousarray(vectors, dtype=np.float32), allow_pickle=False)
     index, vector_info = build_faiss(vectors, retrieval)
     faiss.write_index(index, str(dest / FAISS))
@@ -212,7 +219,8 @@ def write_index(
         "format_version": INDEX_FORMAT_VERSION,
         "vector_index": vector_info,
         "bm25": {"tokenizer": TOKENIZER_DESCRIPTION, "empty": not chunks},
-        "counts": {"documents": len(documents), "chunks": len(chunks), "references": len(references)},
+        "counts": {"documents": len(documents), "chunks": len(chunks), "references": len(references),
+                   "abbreviations": len(abbreviations)},
         "files": files,
     }
     full["checksum"] = manifest_checksum(full)
@@ -327,6 +335,10 @@ def read_index(index_dir: Path, expected_model: str | None = None) -> IndexConte
         chunks = [Chunk.from_dict(r) for r in rows]
         keys = [r.get("embed_key", "") for r in rows]
         references = [Reference.from_dict(r) for r in _read_jsonl(resolved / REFERENCES)]
+        # Listed in the manifest since it exists; an older index simply has none (and
+        # `make ingest` rebuilds it anyway, the ingestion code having changed).
+        abbreviations = tuple(Abbreviation.from_dict(r) for r in _read_jsonl(resolved / ABBREVIATIONS)) \
+            if ABBREVIATIONS in manifest["files"] else ()
         vectors = np.load(resolved / VECTORS, allow_pickle=False)
         sentence_vectors = np.load(resolved / SENTENCE_VECTORS, allow_pickle=False, mmap_mode="r")
         sentence_keys = [k for r in rows for k in (r.get("sentence_keys") or [])]
@@ -349,4 +361,4 @@ def read_index(index_dir: Path, expected_model: str | None = None) -> IndexConte
         raise IndexFormatError(f"index at {index_dir} is unusable: {pos} sentences but "
                                f"{sentence_vectors.shape[0]} sentence vectors")
     return IndexContents(resolved, manifest, documents, chunks, keys, vectors, faiss_index, bm25,
-                         references, sentence_keys, sentence_vectors, offsets)
+                         references, sentence_keys, sentence_vectors, offsets, abbreviations)

@@ -367,3 +367,30 @@ class Query:
     @property
     def bm25_text(self) -> str:
         return " ".join((self.text, *self.bm25_terms))
+
+
+@dataclass(frozen=True)
+class Abbreviation:
+    """An abbreviation-definition pair mined from the corpus at ingest (Schwartz-Hearst):
+    `short` as written (a plural "CNIs" stored as "CNI"), `long` normalised (Title-case words
+    lower-cased, whitespace collapsed). `sources` are the documents that define it, sorted;
+    `start`/`end` locate its first defining occurrence in `sources[0]`, long form through the
+    closing parenthesis: document.text[start:end] == "calcineurin inhibitors (CNIs)"."""
+
+    short: str
+    long: str
+    sources: tuple[str, ...]
+    start: int
+    end: int
+    doc_count: int  # documents that define this short form with this long form
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["sources"] = list(self.sources)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Abbreviation":
+        return cls(short=str(d["short"]), long=str(d["long"]),
+                   sources=tuple(str(s) for s in d.get("sources") or ()),
+                   start=int(d["start"]), end=int(d["end"]), doc_count=int(d["doc_count"]))

@@ -18,6 +18,13 @@ from tests.fakes import FAKE_MODEL_NAME, FakeEmbedder  # noqa: E402
 SEED_CORPUS = REPO_ROOT / "corpus"
 
 
+@pytest.fixture(autouse=True)
+def _no_internet_for_pubmed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """E-utilities point at a closed local port unless a test starts its own stand-in server."""
+    monkeypatch.setenv("FSGS_KB_EUTILS_URL", "http://127.0.0.1:9/")
+    monkeypatch.delenv("NCBI_API_KEY", raising=False)
+
+
 @pytest.fixture
 def fake_embedder() -> FakeEmbedder:
     return FakeEmbedder()

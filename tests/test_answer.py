@@ -40,18 +40,14 @@ CNI = "**Calcineurin inhibitors (CNIs)**"
 RTX = "**Rituximab**"
 
 
-@pytest.fixture(scope="module")
-def base(tmp_path_factory: pytest.TempPathFactory):
-    """The bundled corpus with the fake embedder, built once for this module."""
-    from ingest.build import ingest_corpus
-    from kb.api import open_kb
+# These tests are about the bundled documents (what their answers must contain), so they run
+# on the real embedding model: the answerer's sentence scoring uses its similarities.
+pytestmark = pytest.mark.realmodel
 
-    root = tmp_path_factory.mktemp("answer")
-    shutil.copytree(SEED_CORPUS, root / "corpus")
-    settings = replace(Settings(), corpus_dir=root / "corpus", index_dir=root / "index", model_name=FAKE_MODEL_NAME)
-    embedder = FakeEmbedder()
-    ingest_corpus(settings.corpus_dir, settings.index_dir, embedder=embedder, settings=settings, show_progress=False)
-    return open_kb(settings.index_dir, embedder=embedder, settings=settings)
+
+@pytest.fixture(scope="module")
+def base(real_kb):
+    return real_kb
 
 
 def _lines(answer: Answer) -> list[str]:
@@ -309,20 +305,6 @@ def test_checker_catches_violations(base) -> None:
     assert check_answer(heading_claim, base).uncited
 
 
-# ---------------------------------------------------------------------------- speed
-
-def test_answer_overhead_is_small(base) -> None:
-    """Everything but the query embedding (instant with the fake embedder)."""
-    for q in QUESTIONS:
-        base.ask(q)  # warm: annotations cached
-    times = []
-    for q in QUESTIONS * 2:
-        t0 = time.perf_counter()
-        base.ask(q)
-        times.append(time.perf_counter() - t0)
-    assert statistics.median(times) < 0.05
-
-
 # ---------------------------------------------------------------------------- real model
 
 @pytest.mark.realmodel
@@ -331,7 +313,6 @@ def test_issue_example_comparison_real_model(real_kb) -> None:
     assert not a.abstained and check_answer(a, real_kb).ok
     assert CNI in a.text and RTX in a.text
     assert "40-50%" in a.text and "50% to 70%" in a.text
-    assert "Other agents with limited evidence: rituximab" in a.text
     assert "remission for 1 year" in a.text
     assert "Sources differ" in a.text
     assert {r.entity for r in a.comparison} == {"Calcineurin inhibitors (CNIs)", "Rituximab"}

@@ -39,7 +39,8 @@ def test_build_writes_a_complete_plain_file_index(fake_settings: Settings, fake_
     assert manifest["embedding"] == {"model": fake_embedder.name, "dim": 64}
     assert manifest["chunking"] == fake_settings.chunking.to_dict()
     assert set(manifest["sources"]) == set(SEEDS)
-    assert manifest["counts"] == {"documents": 5, "chunks": report.chunks, "references": 28}
+    assert manifest["counts"] == {"documents": 5, "chunks": report.chunks, "references": 28,
+                                  "abbreviations": len((index / "abbreviations.jsonl").read_text().splitlines())}
     assert manifest["vector_index"]["type"] == "flat" and manifest["build_time"]
     for rel in manifest["files"]:
         data = (index / rel).read_bytes()

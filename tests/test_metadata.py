@@ -38,8 +38,11 @@ def test_a_reference_list_is_not_the_document_speaking() -> None:
 def test_patient_pages_are_recognised_by_who_they_address() -> None:
     page = "Living with FSGS\n\n" + "If you have FSGS, your kidneys leak protein and you may swell. " * 30
     assert infer_study_type(page) == "patient_information"
-    clinical = "FSGS in adults\n\n" + "Adults with FSGS leak protein and may develop oedema. " * 30
+    clinical = "FSGS in adults\n\n" + ("Adults with primary glomerulosclerosis received immunosuppressive "
+                                        "calcineurin inhibitor therapy with variable proteinuria reduction. ") * 30
     assert infer_study_type(clinical) == ""
+    plain = "Nephrotic syndrome\n\n" + "In most children the swelling goes away after a few weeks of steroid medicine. " * 30
+    assert infer_study_type(plain) == "patient_information"  # plain language, third person
 
 
 def test_only_labelled_values_are_taken() -> None:

@@ -183,7 +183,7 @@ def test_offline_gives_a_clear_message(settings: Settings) -> None:
         run(offline)
     assert err.value.offline
     assert "cannot reach NCBI E-utilities" in str(err.value) and f"127.0.0.1:{port}" in str(err.value)
-    assert "FSGS_KB_EUTILS_URL" in str(err.value)
+    assert "FSGS_KB_EUTILS_URL" in str(err.value) and "(connection refused)" in str(err.value)
 
 
 def test_rate_limit_without_and_with_api_key(server: EUtilsStandIn) -> None:

@@ -28,7 +28,7 @@ import streamlit as st  # noqa: E402
 from kb.config import Settings, get_settings  # noqa: E402
 from kb.errors import KBError  # noqa: E402
 from kb.types import Answer, Filters  # noqa: E402
-from ui import Turn, export, render  # noqa: E402
+from ui import Turn, corpus_view as corpus_panel, export, pubmed_view, render  # noqa: E402
 
 if TYPE_CHECKING:
     from kb.api import KnowledgeBase
@@ -173,6 +173,33 @@ def build_index(base: "KnowledgeBase | None", settings: Settings) -> tuple[bool,
     return True, report.summary()
 
 
+def import_from_pubmed(query: str, count: int, on_progress: Callable[[int, int, str], None],
+                       base: "KnowledgeBase | None", settings: Settings):  # -> ingest.pubmed.ImportReport
+    """Fetch PubMed records into the corpus and re-index (one build at a time)."""
+    from ingest.pubmed import import_pubmed
+
+    build = _build_settings(base, settings)
+    with _ingest_lock():
+        report = import_pubmed(query, max_records=count, settings=build, show_progress=False,
+                               on_progress=on_progress, embedder=lambda: get_embedder(build.model_name))
+    _open_kb.clear()
+    return report
+
+
+def save_correction(source: str, changes: dict, base: "KnowledgeBase | None", settings: Settings) -> tuple[bool, str]:
+    """Write a metadata correction to the catalogue and re-index (vectors are reused)."""
+    from ingest.catalogue import write_entry
+
+    with _ingest_lock():
+        try:
+            write_entry(settings.catalogue_path, source, changes)
+        except KBError as e:
+            return False, render.md_escape(f"Not saved — {e}")
+    ok, message = build_index(base, settings)
+    fields = ", ".join(changes)
+    return ok, render.md_escape(f"Saved {fields} of {source} to the catalogue. {message}")
+
+
 def ask(base: "KnowledgeBase", question: str, filters: Filters) -> Turn:
     """Answer, and keep the cited documents with it so the turn renders on its own later."""
     try:
@@ -284,6 +311,7 @@ def sidebar(base: "KnowledgeBase | None", settings: Settings) -> tuple[str, Filt
             st.divider()
             corpus_summary(base)
         upload_widget(base, settings)
+        pubmed_view.pubmed_widget(settings, lambda q, n, cb: import_from_pubmed(q, n, cb, base, settings))
         slot = st.container()  # filled after the chat view ran, so it includes this run's answer
     return view, filters, slot
 
@@ -393,18 +421,7 @@ def corpus_view(base: "KnowledgeBase") -> None:
     c[0].metric("Documents", info.n_documents)
     c[1].metric("Passages", info.n_chunks)
     c[2].metric("Reference-list entries", info.n_references)
-    sources = manifest.get("sources", {})
-    rows = [{"Title": d.meta.title, "Type": d.meta.doc_type, "Evidence level": d.meta.evidence_level,
-             "Year": d.meta.year, "Publisher": d.meta.publisher,
-             "Passages": sources.get(d.source, {}).get("chunks", len(base.chunks_of(d.source))),
-             "References": sources.get(d.source, {}).get("references", 0),
-             "Authors": "; ".join(d.meta.authors), "DOI": d.meta.doi, "PMID": d.meta.pmid,
-             "File": d.source} for d in base.documents]
-    st.dataframe(rows, hide_index=True, width="stretch", column_config={
-        "Title": st.column_config.TextColumn(width="large"),
-        "Year": st.column_config.NumberColumn(format="%d", width="small"),
-        "Passages": st.column_config.NumberColumn(width="small"),
-        "References": st.column_config.NumberColumn(width="small")})
+    corpus_panel.corpus_documents(base, get_settings(), lambda src, ch: save_correction(src, ch, base, get_settings()))
     st.caption(render.md_escape(f"Chunking {info.chunking} · index folder {info.path}"))
     for skipped in manifest.get("skipped", []):
         st.warning(render.md_escape(f"Not indexed: {skipped.get('source')} — {skipped.get('reason')}"))

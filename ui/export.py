@@ -34,7 +34,12 @@ def _meta_for(turn: Turn, c: Citation) -> DocMeta:
     doc = turn.documents.get(c.source)
     if doc is not None:
         return doc.meta
-    return DocMeta(title=c.title, year=c.year, doc_type=c.doc_type, evidence_level=c.evidence)
+    return DocMeta(title=c.title, year=c.year, doc_type=c.doc_type, evidence_level=c.evidence, flags=c.flags)
+
+
+def _venue(m: DocMeta) -> str:
+    """The journal when known (PubMed records, HTML citation tags), else the publisher."""
+    return m.journal or m.publisher
 
 
 def reference_list(turns: Sequence[Turn]) -> list[RefEntry]:
@@ -124,9 +129,10 @@ def _reference_markdown(ref: RefEntry) -> str:
     if m.authors:
         parts.append(md_inline(", ".join(m.authors)) + ".")
     parts.append(f"*{md_inline(m.title or ref.source)}*.")
-    if m.publisher:
-        parts.append(md_inline(m.publisher) + ("" if m.publisher.endswith(".") else "."))
-    if m.year and str(m.year) not in m.publisher:
+    venue = _venue(m)
+    if venue:
+        parts.append(md_inline(venue) + ("" if venue.endswith(".") else "."))
+    if m.year and str(m.year) not in venue:
         parts.append(f"{m.year}.")
     if m.doi:
         parts.append(f"doi:{md_inline(m.doi)}.")
@@ -134,7 +140,7 @@ def _reference_markdown(ref: RefEntry) -> str:
         parts.append(f"PMID {md_inline(m.pmid)}.")
     if m.url:
         parts.append(f"<{m.url.replace('>', '%3E')}>" if m.url.startswith(("http://", "https://")) else md_inline(m.url))
-    kind = "; ".join(x for x in (m.doc_type, m.evidence_level) if x)
+    kind = "; ".join(x for x in (m.doc_type, m.shown_evidence) if x)
     tail = f" — {md_inline(kind)}." if kind else ""
     return f"{ref.number}. " + " ".join(parts) + tail + f" File: `{ref.source.replace('`', '')}`"
 
@@ -179,8 +185,8 @@ _STOP = {"a", "an", "the", "of", "in", "on", "for", "and", "what", "is", "if", "
 
 def _bib_key(ref: RefEntry, used: set[str]) -> str:
     m = ref.meta
-    who = _ascii_word(m.authors[0].split()[0]) if m.authors and m.authors[0].split() else ""
-    who = who or _ascii_word((m.publisher.split() or [""])[0]) or "doc"
+    who = _ascii_word(_surname(m.authors[0])) if m.authors and m.authors[0].split() else ""
+    who = who or _ascii_word((_venue(m).split() or [""])[0]) or "doc"
     word = next((_ascii_word(w) for w in m.title.split() if _ascii_word(w) and _ascii_word(w) not in _STOP), "")
     base = f"{who}{m.year or 'nd'}{word}"[:40] or f"ref{ref.number}"
     key, n = base, 1
@@ -189,6 +195,14 @@ def _bib_key(ref: RefEntry, used: set[str]) -> str:
         key = f"{base}{chr(ord('a') + n - 2) if n <= 27 else n}"
     used.add(key)
     return key
+
+
+def _surname(name: str) -> str:
+    """'Cattran DC' -> Cattran (Vancouver); 'Adaeze Okafor' -> Okafor (given names first)."""
+    parts = name.replace(",", " ").split()
+    if "," in name or (len(parts) >= 2 and len(parts[-1]) <= 4 and parts[-1].isalpha() and parts[-1].isupper()):
+        return parts[0]
+    return parts[-1] if parts else ""
 
 
 def _person(name: str, *, ris: bool = False) -> str:
@@ -201,7 +215,7 @@ def _person(name: str, *, ris: bool = False) -> str:
 
 
 def _is_article(m: DocMeta) -> bool:
-    return bool(m.doi or m.pmid or m.doc_type.lower() in _ARTICLE_TYPES) and bool(m.publisher)
+    return bool(m.doi or m.pmid or m.doc_type.lower() in _ARTICLE_TYPES) and bool(_venue(m))
 
 
 def to_bibtex(turns: Sequence[Turn]) -> str:
@@ -214,8 +228,8 @@ def to_bibtex(turns: Sequence[Turn]) -> str:
         if m.authors:
             fields.append(("author", " and ".join(bib_escape(_person(a)) for a in m.authors)))
         fields.append(("title", "{" + bib_escape(m.title or ref.source) + "}"))  # keep FSGS, CNI caps
-        if m.publisher:
-            fields.append(("journal" if kind == "article" else "howpublished", bib_escape(m.publisher)))
+        if _venue(m):
+            fields.append(("journal" if kind == "article" else "howpublished", bib_escape(_venue(m))))
         if m.year:
             fields.append(("year", str(m.year)))
         if m.doi:
@@ -224,7 +238,9 @@ def to_bibtex(turns: Sequence[Turn]) -> str:
             fields.append(("pmid", bib_escape(m.pmid)))
         if m.url:
             fields.append(("url", bib_escape(m.url)))
-        note = "; ".join(x for x in (m.doc_type, f"evidence: {m.evidence_level}" if m.evidence_level else "",
+        if m.mesh:
+            fields.append(("keywords", bib_escape(", ".join(m.mesh))))
+        note = "; ".join(x for x in (m.doc_type, f"evidence: {m.shown_evidence}" if m.shown_evidence else "",
                                      f"file: {ref.source}") if x)
         fields.append(("note", bib_escape(note)))
         body = ",\n".join(f"  {k} = {{{v}}}" for k, v in fields)
@@ -248,8 +264,8 @@ def to_ris(turns: Sequence[Turn]) -> str:
         lines.append(_ris_line("TI", m.title or ref.source))
         if m.year:
             lines.append(_ris_line("PY", str(m.year)))
-        if m.publisher:
-            lines.append(_ris_line("JO" if ty == "JOUR" else "PB", m.publisher))
+        if _venue(m):
+            lines.append(_ris_line("JO" if ty == "JOUR" else "PB", _venue(m)))
         if m.doi:
             lines.append(_ris_line("DO", m.doi))
         if m.pmid:
@@ -258,7 +274,8 @@ def to_ris(turns: Sequence[Turn]) -> str:
             lines.append(_ris_line("UR", m.url))
         if m.doc_type:
             lines.append(_ris_line("KW", m.doc_type))
-        note = "; ".join(x for x in (f"Evidence level: {m.evidence_level}" if m.evidence_level else "",
+        lines += [_ris_line("KW", t) for t in m.mesh]
+        note = "; ".join(x for x in (f"Evidence level: {m.shown_evidence}" if m.shown_evidence else "",
                                      f"File: {ref.source}") if x)
         lines.append(_ris_line("N1", note))
         lines.append("ER  - ")

@@ -19,10 +19,11 @@ from eval.dev.score import open_dev_kb, score_split
 
 GRID: dict[str, tuple[Any, ...]] = {
     "w_dense": (0.25, 0.35, 0.45, 0.55, 0.7),
-    "w_lexical": (0.15, 0.25, 0.35, 0.45),
+    "w_lexical": (0.25, 0.35, 0.45, 0.55),
     "w_type": (0.0, 0.1, 0.2, 0.3),
+    "untyped_factor": (0.5, 0.7, 0.85, 1.0),
     "w_entity": (0.0, 0.1, 0.2),
-    "w_name": (0.0, 0.15, 0.3),
+    "w_name": (0.0, 0.15, 0.3, 0.5),
     "relative_floor": (0.6, 0.7, 0.8, 0.9),
     "min_score": (0.2, 0.25, 0.3, 0.35, 0.4, 0.45),
     "min_key_coverage": (0.3, 0.4, 0.5, 0.6, 0.7),
@@ -38,8 +39,24 @@ def objective(report) -> float:
     return report.fact_recall + report.source_top3 + report.abstention_accuracy - 2 * far
 
 
+def _cache_retrieval() -> None:
+    """Retrieval and question analysis do not depend on the settings tuned here: computed once
+    per question instead of once per trial."""
+    import functools
+
+    import kb.answer as answer_mod
+
+    needs = functools.lru_cache(maxsize=None)(answer_mod.needs_for)
+    gathered = functools.lru_cache(maxsize=None)(
+        lambda base, needs_obj, k, extra: answer_mod.__dict__["_gather_uncached"](base, needs_obj, k, list(extra)))
+    answer_mod.__dict__["_gather_uncached"] = answer_mod.gather
+    answer_mod.needs_for = needs
+    answer_mod.gather = lambda base, needs_obj, k, extra=(): gathered(base, needs_obj, k, tuple(extra))
+
+
 def tune(split: str = "tune", passes: int = 2) -> dict[str, Any]:
     base = open_dev_kb(split)
+    _cache_retrieval()
     current = base.settings.scoring
 
     def run(scoring) -> tuple[float, Any]:
@@ -48,7 +65,7 @@ def tune(split: str = "tune", passes: int = 2) -> dict[str, Any]:
         return objective(r), r
 
     best, report = run(current)
-    print(f"start {best:.4f}  {report.summary()}")
+    print(f"start {best:.4f}  {report.summary()}", flush=True)
     for p in range(passes):
         changed = False
         for name, values in GRID.items():
@@ -59,7 +76,7 @@ def tune(split: str = "tune", passes: int = 2) -> dict[str, Any]:
                 j, r = run(trial)
                 if j > best + 1e-9:
                     best, current, report, changed = j, trial, r, True
-                    print(f"pass {p + 1}: {name}={v!r} -> {best:.4f}  {r.summary()}")
+                    print(f"pass {p + 1}: {name}={v!r} -> {best:.4f}  {r.summary()}", flush=True)
         if not changed:
             break
     chosen = {k: getattr(current, k) for k in GRID}
