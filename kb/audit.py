@@ -210,9 +210,12 @@ def audit_sentence(base: "KnowledgeBase", text: str, unit: Unit, index: int,
         return next((j for j in js if getattr(j, attr)), None)
 
     def shown(lead: _Judged | None) -> tuple[Evidence, ...]:
+        """The passage the verdict rests on, then others that share some of its key terms."""
         pool = ([lead] if lead else []) + cited_ev + all_ev
         out: list[Evidence] = []
         for j in pool:
+            if j is not lead and out and j.ev.coverage < settings.shown_coverage:
+                continue
             if all((e.source, e.start) != (j.ev.source, j.ev.start) for e in out):
                 out.append(j.ev)
         return tuple(out[: settings.shown])

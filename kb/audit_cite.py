@@ -91,6 +91,7 @@ def split_references(text: str) -> tuple[int, list[_Entry]]:
 # -- normalising -------------------------------------------------------------------------------
 
 def normalise(s: str) -> str:
+    s = re.sub(r"['’‘`´]", "", s)  # "Don’t" and "Don't" read the same
     s = unicodedata.normalize("NFKD", s).encode("ascii", "ignore").decode().lower()
     return " ".join(re.sub(r"[^a-z0-9]+", " ", s).split())
 
@@ -255,7 +256,7 @@ def find_citations(text: str, start: int, end: int, references: Sequence[DraftRe
                 notes.append(f"[{n}] \"{_short(ref.raw)}\": {ref.note}")
             else:
                 sources.extend(s for s in ref.sources if s not in sources)
-                notes.append(f"[{n}] \"{_short(ref.raw)}\" -> {', '.join(ref.sources)} ({ref.note})")
+                notes.append(f"reference {n} \"{_short(ref.raw)}\" {ref.note}")
         add(AuditCitation(text=m.group(0), start=m.start(), end=m.end(), kind="numbered", sources=tuple(sources),
                           status=_status(sources) if len(nums) == 1 or not sources else RESOLVED,
                           note="; ".join(notes)))

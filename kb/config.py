@@ -140,6 +140,7 @@ class AuditSettings:
 
     evidence_k: int = 5  # passages looked at per sentence, in the cited documents and in the corpus
     shown: int = 3  # passages kept with each audited sentence
+    shown_coverage: float = 0.2  # besides the deciding passage, only ones sharing this share of key terms
     support_coverage: float = 0.6  # share of key terms a passage must have to support a sentence
     topic_coverage: float = 0.4  # ... to be on the sentence's subject (figures then compared)
     support_dense: float = 0.6  # a paraphrase: this cosine plus topic_coverage also supports

@@ -50,8 +50,11 @@ _UNITS: tuple[tuple[str, str], ...] = (
     (r"days?\b", "day"),
     (r"(?:hours?|hrs?|h)\b", "hour"),
     (r"(?:units?|IU)\b", "units"),
-    (r"(?:patients?|participants?|subjects?|children|adults?|cases?|people|persons?)\b", "patients"),
-    (r"(?:doses?|courses?|cycles?|infusions?)\b", "doses"),
+    # A count may carry one adjective: "41 consecutive patients", "2 divided doses".
+    (r"(?:(?!(?:of|in|to|and|or|per|with|for|the|a|an)\b)[a-z]{3,}[ \t]+)?"
+     r"(?:patients?|participants?|subjects?|children|adults?|cases?|people|persons?)\b", "patients"),
+    (r"(?:(?!(?:of|in|to|and|or|per|with|for|the|a|an)\b)[a-z]{3,}[ \t]+)?(?:doses?|courses?|cycles?|infusions?)\b",
+     "doses"),
     (r"(?:-\s*)?fold\b", "fold"),
 )
 _UNIT_RE = "|".join(f"(?:{p})" for p, _ in _UNITS)
@@ -101,7 +104,7 @@ PATTERN = re.compile(
     rf"(?P<btw>between\s+)?"
     rf"(?<![\w.,/])(?P<a>{_NUM})(?:\s*(?P<ua>{_UNIT_RE}))?"
     rf"(?:(?:{_JOIN}|(?(btw)\s+and\s+|(?!)))(?P<b>{_NUM})(?![\d])(?:\s*-?\s*(?P<ub>{_UNIT_RE}))?)?"
-    rf"(?:\s*-?\s*(?P<u>{_UNIT_RE}))?"
+    rf"(?(ua)|(?:\s*-?\s*(?P<u>{_UNIT_RE}))?)"  # a unit after the first number is the unit
     rf"(?![\w])"
     rf"(?:\s+(?:{_SUFFIX_RE})\b)?",
     re.IGNORECASE)

@@ -1,6 +1,6 @@
 """End to end in a real browser: `streamlit run ui/app.py` on a free port over an index of the
 bundled corpus built with the real model, driven by Debian's headless chromium through
-Playwright (no browser download). Saves the screenshot docs/ui.png."""
+Playwright (no browser download). Saves the screenshots docs/ui.png and docs/audit.png."""
 from __future__ import annotations
 
 import os
@@ -134,5 +134,46 @@ def test_ask_in_browser(chromium: str, server: str) -> None:
             expect(target).to_have_count(1, timeout=10_000)
             assert page.locator("details.kb-doc[open]").count() >= 1
             expect(target.first).to_be_in_viewport()
+        finally:
+            browser.close()
+
+
+AUDIT_SCREENSHOT = REPO_ROOT / "docs" / "audit.png"
+
+
+def test_audit_draft_in_browser(chromium: str, server: str) -> None:
+    """The "Check a draft" view: the example draft audited, each sentence with its verdict badge
+    and its evidence beside it; saves docs/audit.png."""
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1440, "height": 1500})
+            page.goto(server, wait_until="domcontentloaded")
+            page.get_by_test_id("stChatInputTextArea").wait_for(timeout=120_000)
+            page.get_by_test_id("stSidebar").get_by_text("Check a draft", exact=True).click()
+            page.get_by_role("button", name="Load an example").click()
+            expect(page.get_by_test_id("stTextArea").locator("textarea")).to_contain_text("Belimumab", timeout=30_000)
+            page.get_by_role("button", name="Check the draft").click()
+
+            rows = page.locator(".kb-audit .kb-arow")
+            rows.first.wait_for(timeout=120_000)
+            verdicts = [rows.nth(i).get_attribute("data-verdict") for i in range(rows.count())]
+            assert len(verdicts) == 7 and "no-claim" in verdicts, verdicts
+            assert "numbers-differ" in verdicts and "not-found" in verdicts, verdicts
+            assert "supported-by-cited" in verdicts, verdicts
+            differ = page.locator(".kb-arow[data-verdict='numbers-differ']").first
+            expect(differ.locator(".kb-fig-bad").first).to_be_visible()  # the differing figures
+            expect(differ.locator(".kb-aev").first).to_be_visible()  # the evidence beside it
+            expect(page.get_by_role("button", name="Audit CSV")).to_be_visible()
+
+            expect(page.get_by_test_id("stStatusWidget")).to_have_count(0, timeout=60_000)
+            page.wait_for_timeout(800)
+            page.locator(".kb-counts").first.evaluate("e => e.scrollIntoView({block: 'start'})")
+            page.mouse.move(5, 5)
+            page.wait_for_timeout(400)
+            AUDIT_SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(AUDIT_SCREENSHOT))
         finally:
             browser.close()

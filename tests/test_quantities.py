@@ -33,6 +33,8 @@ def one(text: str) -> Quantity:
     ("a 5-year survival", "5-year", 5, 5, "year", "duration", ""),
     ("about 70% of them", "about 70%", 70, 70, "%", "percent", "~"),
     ("in 1,200 patients", "1,200 patients", 1200, 1200, "patients", "count", ""),
+    ("41 consecutive patients with SRNS", "41 consecutive patients", 41, 41, "patients", "count", ""),
+    ("in 2 divided doses", "2 divided doses", 2, 2, "doses", "count", ""),
     ("a total of 2.4g", "2.4g", 2.4, 2.4, "g", "dose", ""),
     ("less than 3 months", "less than 3 months", 3, 3, "month", "duration", "<"),
     ("up to 26 weeks", "up to 26 weeks", 26, 26, "week", "duration", "<="),

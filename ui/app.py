@@ -45,7 +45,7 @@ EXAMPLES = (
     "How is steroid-resistant FSGS defined?",
     "What dose of cyclosporine is used in FSGS?",
 )
-VIEWS = ("Chat", "Corpus", "References")
+VIEWS = ("Chat", "Corpus", "References", "Check a draft")
 USER_AVATAR = ":material/person:"
 ASSISTANT_AVATAR = ":material/menu_book:"
 
@@ -495,6 +495,10 @@ def main() -> None:
         corpus_view(base)
     elif view == "References":
         references_view(base)
+    elif view == "Check a draft":
+        from ui import audit_view
+
+        audit_view.render(base)
     else:
         chat_view(base, filters)
     conversation_tools(slot)
