@@ -26,6 +26,7 @@ A candidate that fails a requirement is dropped, whatever its score.
 """
 from __future__ import annotations
 
+import functools
 import math
 import re
 import threading
@@ -228,6 +229,7 @@ class CorpusView:
     present: dict[str, bool] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
     chunk_rows: dict[str, int] = field(default_factory=dict)
+    mentions: dict[tuple, bool] = field(default_factory=dict)  # (source, requirement) -> named in it
 
     def __post_init__(self) -> None:
         self.chunk_rows = {c.chunk_id: i for i, c in enumerate(self.base.contents.chunks)}
@@ -342,6 +344,11 @@ def corpus_view(base: "KnowledgeBase") -> CorpusView:
 
 def term_pattern(terms: Iterable[str]) -> re.Pattern[str] | None:
     """Whole-word, case-insensitive match of any of `terms` (spaces = hyphens, plural s)."""
+    return _term_pattern(tuple(sorted(set(terms))))
+
+
+@functools.lru_cache(maxsize=4096)
+def _term_pattern(terms: tuple[str, ...]) -> re.Pattern[str] | None:
     bodies = []
     for t in terms:
         words = [w for w in re.split(r"[\s\-]+", t.strip()) if w]
@@ -481,6 +488,8 @@ def needs_for(base: "KnowledgeBase", text: str, filters: Filters | None = None,
             named.add(x)
             keys.append(KeyTerm(w.group(0), frozenset({x}), frozenset(), view.idf(x)))
     kind = answer_type(text)
+    if not kind and any(vocab.concepts[c].kind == "outcome" for c in a.concepts):
+        kind = "rate"  # "remission at 6 months, tac vs CsA?": an outcome asked without a form wants its figure
     type_stems = {x for w in _TYPE_WORDS.get(kind, ()) for x in stems(w)}
     keys = [k for k in keys if not (k.stems <= type_stems)] if type_stems else keys
     return Needs(text=text, analysis=a, query=query_for(a, vocab, filters), requirements=tuple(reqs),
@@ -540,6 +549,14 @@ def meets(view: CorpusView, ann: Annotated, req: Requirement, settings: ScoringS
 
 
 def document_mentions(view: CorpusView, source: str, req: Requirement) -> bool:
+    key = (source, req.kind, req.key, req.terms)
+    hit = view.mentions.get(key)
+    if hit is None:
+        hit = view.mentions[key] = _document_mentions(view, source, req)
+    return hit
+
+
+def _document_mentions(view: CorpusView, source: str, req: Requirement) -> bool:
     doc = view.base.document(source)
     terms = list(req.terms)
     for i in req.ids:
