@@ -90,13 +90,13 @@ _TYPE_WORDS: dict[str, frozenset[str]] = {
 QUANTITATIVE_TYPES = frozenset({"frequency", "duration", "dose", "level", "rate", "count"})
 
 # Figure units (kb.answer_text.figures) that state each quantitative answer type.
-_TYPE_UNITS: dict[str, re.Pattern[str]] = {
-    "dose": re.compile(r"mg/kg(?:/day)?|mg/m²|mg/m2|g/kg|g/d|mg|g|units?|iu|u/kg|mg/day|g/day|ml/kg", re.IGNORECASE),
-    "level": re.compile(r"ng/ml|µg/l|ug/l|ng/dl|mcg/l", re.IGNORECASE),
-    "rate": re.compile(r"%"),
-    "duration": re.compile(r"weeks?|months?|years?|days?", re.IGNORECASE),
-    "count": re.compile(r"patients?|participants?|children|adults|subjects|cases|trials?|studies|people|"
-                        r"individuals|eyes|kidneys|centers|centres", re.IGNORECASE),
+# kb.quantities kinds that state each quantitative answer type.
+_TYPE_KINDS: dict[str, frozenset[str]] = {
+    "dose": frozenset({"dose"}),
+    "level": frozenset({"concentration"}),
+    "rate": frozenset({"percent", "ratio"}),
+    "duration": frozenset({"duration"}),
+    "count": frozenset({"count"}),
 }
 # Frequency is stated in words as often as in figures ("monthly", "every 3 months").
 _FREQUENCY = re.compile(r"\b(?:daily|weekly|monthly|yearly|annually|quarterly|every\s+(?:\d+\s*(?:-|to)\s*)?\d*\s*"
@@ -148,15 +148,14 @@ def states_type(kind: str, text: str, figs: Sequence[Figure]) -> bool:
         return bool(_FREQUENCY.search(text))
     if kind == "count":
         return bool(_COUNT.search(text))
-    pattern = _TYPE_UNITS.get(kind)
-    if pattern is None:
+    kinds = _TYPE_KINDS.get(kind)
+    if kinds is None:
         return False
-    hit = any(f.unit and pattern.fullmatch(f.unit) for f in figs)
+    hit = any(f.kind in kinds for f in figs)
     if kind == "rate" and not hit:
         return bool(_PROPORTION.search(text))
     if kind == "duration" and hit:
-        return bool(_YEARS_AS_DURATION.search(text)) or any(f.unit.startswith(("week", "month", "day"))
-                                                               for f in figs)
+        return bool(_YEARS_AS_DURATION.search(text)) or any(f.kind == "duration" and f.unit != "year" for f in figs)
     return hit
 
 
@@ -488,8 +487,9 @@ def needs_for(base: "KnowledgeBase", text: str, filters: Filters | None = None,
             named.add(x)
             keys.append(KeyTerm(w.group(0), frozenset({x}), frozenset(), view.idf(x)))
     kind = answer_type(text)
-    if not kind and any(vocab.concepts[c].kind == "outcome" for c in a.concepts):
-        kind = "rate"  # "remission at 6 months, tac vs CsA?": an outcome asked without a form wants its figure
+    if not kind and (a.comparative or re.search(r"\d", text)) and \
+            any(vocab.concepts[c].kind == "outcome" for c in a.concepts):
+        kind = "rate"  # "remission at 6 months, tac vs CsA?": an outcome at a time or compared wants its figure
     type_stems = {x for w in _TYPE_WORDS.get(kind, ()) for x in stems(w)}
     keys = [k for k in keys if not (k.stems <= type_stems)] if type_stems else keys
     return Needs(text=text, analysis=a, query=query_for(a, vocab, filters), requirements=tuple(reqs),
