@@ -69,14 +69,14 @@ class ScoringSettings:
     TUNING split of the development set (eval/dev/, documents the answerer was not written
     against) by `python -m eval.dev.tune`; docs/EVALUATION.md reports the test split."""
 
-    w_dense: float = 0.35  # cosine of question and sentence-with-context: carries meaning across wording
-    w_lexical: float = 0.45  # IDF-weighted key-term coverage: rare words the question names must appear
+    w_dense: float = 0.45  # cosine of question and sentence-with-context: carries meaning across wording
+    w_lexical: float = 0.35  # IDF-weighted key-term coverage: rare words the question names must appear
     w_type: float = 0.2  # the sentence states a figure of the asked type (dose, rate, duration, ...)
     untyped_factor: float = 1.0  # a figure was asked and the sentence states none: its score x this
     aim_factor: float = 1.0  # a sentence stating a study's aim (or restating the title), not a finding: x this
     w_chunk: float = 0.05  # hybrid retrieval score of its chunk: a weak tie-breaker
     w_entity: float = 0.0  # how directly it names the required entities (own > context > heading > title)
-    w_name: float = 0.15  # its document names the trial / gene the question names (a soft constraint)
+    w_name: float = 0.3  # its document names the trial / gene the question names (a soft constraint)
     context_credit: float = 0.5  # a key term only in the list intro / heading / title counts this much
     min_entity_aboutness: float = 0.4  # an entity named only in the document title still counts (labels, abstracts)
     question_penalty: float = 0.3  # a sentence that is itself a question answers nothing
@@ -88,7 +88,7 @@ class ScoringSettings:
     min_key_coverage: float = 0.3  # key-term coverage below this needs a close meaning instead ...
     min_dense_alone: float = 0.4  # ... a sentence this close by the embedding
     require_answer_type: bool = True  # "what dose" with no sentence stating a dose: abstain
-    name_chunks: int = 6  # chunks naming a trial / gene name added to the candidates
+    name_chunks: int = 10  # chunks naming a trial / gene name added to the candidates
 
 
 @dataclass(frozen=True)

@@ -49,7 +49,7 @@ _UNITS: tuple[tuple[str, str], ...] = (
     (r"(?:years?|yrs?)\b", "year"),
     (r"days?\b", "day"),
     (r"(?:hours?|hrs?|h)\b", "hour"),
-    (r"(?:units?|IU)\b", "units"),
+    (r"(?:units?|IU|U)(?:\s*/\s*(?:1\.73\s*)?m(?:²|2)\b|\s*/\s*kg\b)?(?![A-Za-z])", "units"),
     # A count may carry one adjective: "41 consecutive patients", "2 divided doses".
     (r"(?:(?!(?:of|in|to|and|or|per|with|for|the|a|an)\b)[a-z]{3,}[ \t]+)?"
      r"(?:patients?|participants?|subjects?|children|adults?|cases?|people|persons?)\b", "patients"),

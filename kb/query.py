@@ -220,6 +220,8 @@ class Vocabulary:
             short, long = short.strip(), long.strip()
             if not short or not long or self.owner_of(short) is not None:
                 continue
+            if short.lower() in _STOP or short.lower() in self.question_words:
+                continue  # "(IS)" for immunosuppression would match every "is" (matching ignores case)
             owner = self.owner_of(long)
             if owner is None:
                 for n in _long_form_variants(long):
