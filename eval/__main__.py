@@ -40,7 +40,8 @@ def main(argv: list[str] | None = None) -> int:
     sections: list[str] = []
     if scifact.available():
         res = scifact_eval.run(show_progress=not args.quiet)
-        sections += ["## SciFact retrieval (BEIR)", scifact_eval.render(res, get_settings().retrieval)]
+        sections += ["## SciFact retrieval (BEIR)", scifact_eval.render(res, get_settings().retrieval),
+                     scifact_eval.render_backends(res)]
     else:
         print(f"eval: SciFact skipped: no benchmark data at {scifact.SCIFACT_DIR} "
               "(../shared/benchmarks is absent); the FSGS gold set still runs, docs/EVALUATION.md is not "
