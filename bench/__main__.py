@@ -61,7 +61,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--budget-min", type=float, default=28.0,
                         help="skip the 1M HNSW build (and extrapolate) if it would end the run later than this")
     parser.add_argument("--scale-queries", type=int, default=100)
+    parser.add_argument("--backend-chunks", type=int, default=1500,
+                        help="SciFact chunks each embedding backend encodes in the side-by-side comparison")
+    parser.add_argument("--skip-backends", action="store_true", help="no side-by-side backend comparison")
     parser.add_argument("--sample", type=int, default=0, help=argparse.SUPPRESS)  # dev: first N abstracts, no write
+    parser.add_argument("--ingest-docs", type=int, default=0,
+                        help="ingest and query only the first N SciFact abstracts (0 = all 5,183); for a loaded machine")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("sentence_transformers", "httpx", "faiss", "faiss.loader", "bm25s"):
@@ -73,8 +78,14 @@ def main(argv: list[str] | None = None) -> int:
     from eval import scifact as sf
     from eval.report import machine_description, now_utc
 
+    from bench import backend_bench
+    from kb.config import get_settings
+
     started = time.perf_counter()
-    res = render.BenchResults(date=now_utc(), machine="", load_start=os.getloadavg())
+    res = render.BenchResults(date=now_utc(), machine="", load_start=os.getloadavg(),
+                              backend=get_settings().embed_backend)
+    res.skipped += [name for name, flag in (("the plain-LangChain baseline (--skip-langchain)", args.skip_langchain),
+                                            ("scale: FAISS flat vs HNSW (--skip-scale)", args.skip_scale)) if flag]
 
     # 1. Seed corpus: load (first, so the import time is real), then latency after load.
     base, res.load = query_bench.open_timed(None)
@@ -86,7 +97,13 @@ def main(argv: list[str] | None = None) -> int:
     res.latency.append(("seed corpus", query_bench.measure("search k=10 (seed)", lambda q: base.search(q, k=10), questions)))
     res.peak_after_seed = peak_rss_mib()
 
-    # 2-3. SciFact: ingest from scratch, then query it.
+    # Time to first answer per backend (fresh processes), environment size.
+    if not args.skip_backends:
+        res.first_answer = [backend_bench.time_to_first_answer(b)
+                            for b in dict.fromkeys(("torch", "onnx", res.backend))]
+    res.env_sizes = backend_bench.environment_sizes()
+
+    # 2-3. SciFact: backends side by side, ingest from scratch, then query it.
     if sf.available():
         data = sf.load()
         if args.sample:
@@ -94,6 +111,15 @@ def main(argv: list[str] | None = None) -> int:
 
             data = replace(data, documents=data.documents[:args.sample])
             args.no_write = True
+        if args.ingest_docs:
+            from dataclasses import replace
+
+            data = replace(data, documents=data.documents[:args.ingest_docs])
+            res.skipped.append(f"the full SciFact ingest: only its first {args.ingest_docs:,} abstracts were "
+                               "ingested and queried (--ingest-docs)")
+        if not args.skip_backends:
+            texts = backend_bench.chunk_texts(data.documents, args.backend_chunks)
+            res.backend_speed = backend_bench.compare(texts, ("torch", "onnx", "onnx-int8"))
         res.ingest = ingest_bench.run(data.documents, base.embedder, work_dir=sf.CACHE_DIR.parent)
         res.peak_after_ingest = peak_rss_mib()
         try:

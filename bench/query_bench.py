@@ -58,7 +58,7 @@ def seed_questions() -> list[str]:
 
 @dataclass(frozen=True)
 class LoadResult:
-    import_s: float  # importing torch / sentence-transformers / faiss / bm25s
+    import_s: float  # importing the embedding backend's libraries, faiss, bm25s
     model_s: float  # loading all-MiniLM-L6-v2 from the wheel
     index_s: float  # reading + verifying the index files
     first_query_s: float  # the first ask(): lazy set-up (vocabulary, drug dictionary, ...)
@@ -67,12 +67,18 @@ class LoadResult:
 
 def open_timed(index: Path | None) -> tuple[object, LoadResult]:
     """open_kb split into its parts: imports, model, index; then the first (cold) question."""
+    from kb.config import get_settings
+
     t = time.perf_counter()
     import bm25s  # noqa: F401
     import faiss  # noqa: F401
-    import sentence_transformers  # noqa: F401
-    import torch  # noqa: F401
 
+    if get_settings().embed_backend == "torch":
+        import sentence_transformers  # noqa: F401
+        import torch  # noqa: F401
+    else:
+        import onnxruntime  # noqa: F401
+        import tokenizers  # noqa: F401
     import_s = time.perf_counter() - t
     from kb.api import open_kb
     from kb.embed import load_embedder

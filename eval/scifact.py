@@ -95,11 +95,43 @@ def _index_is_current(index_dir: Path, corpus_sha256: str, settings: Settings) -
         manifest = store.read_manifest(index_dir.resolve())
     except KBError:
         return False
+    from kb.embed import index_backend, vector_family
+
     fp = manifest.get("fingerprint", {})
     return (manifest.get("scifact_corpus_sha256") == corpus_sha256
+            and vector_family(index_backend(manifest)) == vector_family(settings.embed_backend)
             and fp.get("pipeline") == pipeline_hash()
             and fp.get("chunking") == settings.chunking.to_dict()
             and manifest["embedding"]["model"] == settings.model_name)
+
+
+TORCH_INDEX_DIR = CACHE_DIR / "scifact-index-torch"  # the torch backend's full index, if one was built
+
+
+def seed_index(index_dir: Path, source: Path) -> bool:
+    """Start a not-yet-built index as a copy of `source` (same vector family), so the build
+    reuses every vector whose chunk text and family match instead of embedding it again."""
+    import shutil
+
+    if index_dir.exists() or not source.exists():
+        return False
+    shutil.copytree(source.resolve(), index_dir)
+    logger.info("seeded %s from %s (its vectors are reused where the chunk text matches)", index_dir, source)
+    return True
+
+
+def subset(data: SciFact, n_docs: int, seed: int = 0) -> SciFact:
+    """Every abstract relevant to a test claim plus random others up to `n_docs` abstracts, the
+    same test claims: a smaller corpus on which backends can be compared quickly (its nDCG is
+    higher than the full corpus's; only differences between backends carry over)."""
+    import random
+
+    relevant = {d for rel in data.test.values() for d in rel}
+    others = [d.source for d in data.documents if d.source not in relevant]
+    keep = relevant | set(random.Random(seed).sample(others, max(0, min(len(others), n_docs - len(relevant)))))
+    docs = [d for d in data.documents if d.source in keep]
+    sha = hashlib.sha256(f"{data.corpus_sha256}:{n_docs}:{seed}".encode()).hexdigest()
+    return replace(data, documents=docs, corpus_sha256=sha)
 
 
 def ensure_index(data: SciFact, index_dir: Path = INDEX_DIR, *, settings: Settings | None = None,
@@ -219,6 +251,7 @@ class CachedEmbedder:
         self.inner = inner
         self.name = inner.name
         self.dim = inner.dim
+        self.backend = getattr(inner, "backend", None)
         self._memo: dict[str, object] = {}
 
     def encode(self, texts, *, batch_size: int = 64, show_progress: bool = False):

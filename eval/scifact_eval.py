@@ -57,6 +57,19 @@ def _run(retriever, data: sf.SciFact, qrels: sf.Qrels, mode: str) -> tuple[sf.Sc
     return sf.score_rankings(rankings, qrels), sf.per_query_ndcg(rankings, qrels)
 
 
+@dataclass(frozen=True)
+class BackendRow:
+    backend: str
+    family: str
+    index_seconds: float  # this run (0 embedded = cached)
+    embedded: int
+    hybrid: float  # nDCG@10, test claims
+    dense: float
+    cos_min: float  # chunk vectors against the torch index's, same chunk ids
+    cos_p01: float
+    cos_mean: float
+
+
 @dataclass
 class SciFactResult:
     n_documents: int
@@ -71,14 +84,22 @@ class SciFactResult:
     n_train: int
     n_test: int
     seconds: float
+    backends: list[BackendRow]
+    backend_docs: int = 0
+    backend_chunks: int = 0
 
 
 def run(show_progress: bool = True) -> SciFactResult:
     from kb.api import open_kb
+    from kb.config import get_settings
+    from kb.embed import vector_family
 
     started = time.perf_counter()
     data = sf.load()
     t = time.perf_counter()
+    # Same vector family as the torch cache (kb/config.EMBED_BACKENDS): reuse its vectors.
+    if vector_family(get_settings().embed_backend) == "fp32":
+        sf.seed_index(sf.INDEX_DIR, sf.TORCH_INDEX_DIR)
     embedded = sf.ensure_index(data, show_progress=show_progress)
     index_seconds = time.perf_counter() - t
     base = open_kb(sf.INDEX_DIR)
@@ -124,9 +145,81 @@ def run(show_progress: bool = True) -> SciFactResult:
             if other is not hyb and other.name != "hybrid (project default) after kb.query.understand":
                 diff = hyb.ndcg10 - other.ndcg10
                 paired.append((other.name, diff, sf.bootstrap_ci(hyb.per_query, other.per_query)))
+    backends, n_docs, n_chunks = run_backends(data, show_progress)
     return SciFactResult(len(base.contents.documents), len(base.contents.chunks), index_seconds, embedded, rows, sweep,
                          chosen, default_name, paired, len(data.train), len(data.test),
-                         time.perf_counter() - started)
+                         time.perf_counter() - started, backends, n_docs, n_chunks)
+
+
+BACKENDS = ("torch", "onnx", "onnx-int8")
+SUBSET_DOCS = 700  # abstracts in the backend comparison (all 339 relevant to a test claim + others)
+
+
+def run_backends(full: sf.SciFact, show_progress: bool) -> tuple[list[BackendRow], int, int]:
+    """SciFact chunks indexed by each embedding backend (each index cached on its own and built
+    from scratch the first time, except torch's, seeded from the full torch index when there is
+    one), searched with that backend's query vectors; on a subset of SUBSET_DOCS abstracts so
+    the three builds fit a run on a shared 2-core machine; and the
+    cosine between each backend's chunk vectors and torch's, the measurement behind the rule of
+    which indexes a backend may open (kb/config.EMBED_BACKENDS)."""
+    import numpy as np
+
+    from kb.api import open_kb
+    from kb.config import get_settings
+    from kb.embed import vector_family
+
+    data = sf.subset(full, SUBSET_DOCS)
+    opened = {}
+    timing = {}
+    for backend in BACKENDS:
+        settings = replace(get_settings(), embed_backend=backend)
+        index_dir = sf.CACHE_DIR / f"scifact-{SUBSET_DOCS}-index-{backend}"
+        if backend == "torch":
+            sf.seed_index(index_dir, sf.TORCH_INDEX_DIR)
+        t = time.perf_counter()
+        embedded = sf.ensure_index(data, index_dir, settings=settings, show_progress=show_progress)
+        timing[backend] = (time.perf_counter() - t, embedded)
+        opened[backend] = open_kb(index_dir, settings=settings)
+    ref = opened["torch"].contents
+    ref_rows = {c.chunk_id: i for i, c in enumerate(ref.chunks)}
+    out = []
+    for backend, base in opened.items():
+        idx = [(ref_rows[c.chunk_id], i) for i, c in enumerate(base.contents.chunks) if c.chunk_id in ref_rows]
+        a = ref.vectors[[r for r, _ in idx]]
+        b = base.contents.vectors[[i for _, i in idx]]
+        cos = np.sum(a * b, axis=1)
+        retr = sf.retriever_with(base, base.settings.retrieval)
+        hyb, _ = _run(retr, data, data.test, "hybrid")
+        den, _ = _run(retr, data, data.test, "dense")
+        secs, embedded = timing[backend]
+        out.append(BackendRow(backend, vector_family(backend), secs, embedded, hyb.ndcg10, den.ndcg10,
+                              float(cos.min()), float(np.percentile(cos, 1)), float(cos.mean())))
+        logger.info("backend %s: hybrid nDCG@10 %.4f, dense %.4f, cosine to torch min %.5f",
+                    backend, hyb.ndcg10, den.ndcg10, cos.min())
+    return out, len(ref.documents), len(ref.chunks)
+
+
+def render_backends(res: SciFactResult) -> str:
+    rows = res.backends
+    torch_row = next((r for r in rows if r.backend == "torch"), None)
+    table = markdown_table(
+        ("backend", "vectors", "hybrid nDCG@10", "Δ vs torch", "dense-only nDCG@10",
+         "chunk cosine to torch: min", "1st percentile", "mean", "index this run"),
+        [(f"`{r.backend}`", r.family, r.hybrid, f"{r.hybrid - torch_row.hybrid:+.4f}" if torch_row else "",
+          r.dense, f"{r.cos_min:.5f}", f"{r.cos_p01:.5f}", f"{r.cos_mean:.5f}",
+          f"{r.index_seconds:.0f} s, {r.embedded:,} embedded") for r in rows])
+    return "\n\n".join([
+        "### Embedding backends (same chunks, same retrieval; `FSGS_KB_EMBED_BACKEND`)",
+        f"Corpus: {res.backend_docs:,} SciFact abstracts ({res.backend_chunks:,} chunks): all abstracts relevant to "
+        "a test claim plus random others (`eval.scifact.subset`), the same 300 test claims; nDCG is higher than "
+        "on the full corpus, only the differences between backends carry over. "
+        "Each backend's own index (built from scratch the first time, cached under "
+        "`.cache/eval/`; torch's seeded from the full torch index's vectors), queried with that backend's query vectors. The cosine columns compare each "
+        "chunk's vector with the torch index's vector of the same chunk id. Rule set from them "
+        "(kb/config.EMBED_BACKENDS): backends whose vectors agree to a minimum cosine of 0.999 form one "
+        "family and open each other's indexes; any other pair is refused with a message to re-ingest.",
+        table,
+    ])
 
 
 def render(res: SciFactResult, default: RetrievalSettings) -> str:

@@ -24,7 +24,7 @@ from ingest.references import parse_references
 from ingest.structure import classify
 from kb import evidence_types, store
 from kb.config import INDEX_FORMAT_VERSION, Settings, get_settings
-from kb.embed import Embedder, load_embedder
+from kb.embed import Embedder, embedding_id, load_embedder, vector_family
 from kb.errors import KBError, SourceError
 from kb.types import Chunk, DocMeta, Document, Reference, Span
 
@@ -243,7 +243,7 @@ def is_up_to_date(index_dir: Path, settings: Settings, hashes: dict[str, str | N
         manifest = store.read_manifest(Path(index_dir).resolve())
     except KBError:
         return False
-    if manifest.get("fingerprint") != _fingerprint(settings, settings.model_name):
+    if manifest.get("fingerprint") != _fingerprint(settings, embedding_id(settings.model_name, settings.embed_backend)):
         return False
     if manifest.get("catalogue_sha256", "") != _catalogue_hash(settings):
         return False
@@ -251,7 +251,8 @@ def is_up_to_date(index_dir: Path, settings: Settings, hashes: dict[str, str | N
 
 
 def _previous_vectors(index_dir: Path, model_name: str) -> dict[str, np.ndarray]:
-    """embed_key -> vector from the currently published index, if it is usable."""
+    """embed_key -> vector from the currently published index, if it is usable (keys name the
+    vector family, so vectors of another family are never reused)."""
     try:
         old = store.read_index(index_dir, expected_model=model_name)
     except KBError as e:
@@ -273,15 +274,28 @@ def _embed_missing(model: Embedder | None, texts: Sequence[str], keys: Sequence[
     out: dict[str, np.ndarray] = {}
     if not missing or model is None:
         return out
-    batch = 64
+    step = 512  # texts per encode() call (progress granularity); the ONNX backend packs them by token length
     with tqdm(total=len(missing), unit=unit, desc=f"embedding {unit}s", disable=not show_progress) as bar:
-        for b in range(0, len(missing), batch):
-            part = missing[b:b + batch]
-            vecs = model.encode([texts[i] for _, i in part], batch_size=batch)
+        for b in range(0, len(missing), step):
+            part = missing[b:b + step]
+            vecs = model.encode([texts[i] for _, i in part], batch_size=64)
             for (k, _), v in zip(part, vecs):
                 out[k] = v
             bar.update(len(part))
     return out
+
+
+def _backend_record(model: Embedder | None, backend: str, index_dir: Path) -> dict[str, str]:
+    """The manifest's record of the backend whose vectors the index holds: the model's (none for
+    a custom embedder such as the tests' fake), or the previous index's when nothing was embedded."""
+    if model is not None:
+        given = getattr(model, "backend", None)
+        return {"backend": given, "vectors": vector_family(given)} if given else {}
+    try:
+        old = store.read_manifest(index_dir.resolve()).get("embedding", {})
+    except KBError:
+        return {}
+    return {k: old[k] for k in ("backend", "vectors") if k in old}
 
 
 def build_index(
@@ -325,8 +339,10 @@ def build_index(
     abbreviations = mine_abbreviations(documents, sentences)
 
     model_name = settings.model_name
-    keys = [embed_key(model_name, t) for t in texts]
-    sentence_keys = [[embed_key(model_name, t) for t in ts] for ts in sentence_texts]
+    backend = settings.embed_backend
+    key_model = embedding_id(model_name, backend)  # the model, + the vector family if not fp32
+    keys = [embed_key(key_model, t) for t in texts]
+    sentence_keys = [[embed_key(key_model, t) for t in ts] for ts in sentence_texts]
     known = _previous_vectors(index_dir, model_name)
     flat_sentence_texts = [t for ts in sentence_texts for t in ts]
     flat_sentence_keys = [k for ks in sentence_keys for k in ks]
@@ -334,9 +350,13 @@ def build_index(
     all_keys = keys + flat_sentence_keys
     if any(k not in known for k in all_keys) or not known:
         model = embedder() if callable(embedder) and not hasattr(embedder, "encode") else embedder  # type: ignore[assignment]
-        model = model or load_embedder(model_name)
+        model = model or load_embedder(model_name, backend)
         if model.name != model_name:
             raise KBError(f"embedder {model.name!r} does not match the configured model {model_name!r}")
+        given = getattr(model, "backend", None)
+        if given is not None and vector_family(given) != vector_family(backend):
+            raise KBError(f"embedder backend {given!r} does not give the vectors of the configured "
+                          f"backend {backend!r} (FSGS_KB_EMBED_BACKEND)")
     dim = model.dim if model is not None else len(next(iter(known.values())))
     new_vectors = _embed_missing(model, texts, keys, known, "chunk", show_progress)
     new_vectors.update(_embed_missing(model, flat_sentence_texts, flat_sentence_keys, {**known, **new_vectors},
@@ -355,15 +375,16 @@ def build_index(
     except KBError:
         pass
     removed = tuple(sorted(set(old_sources) - set(sources)))
+    embedding = {"model": model_name, "dim": dim, **_backend_record(model, backend, index_dir)}
 
     manifest = {
-        "embedding": {"model": model_name, "dim": dim},
+        "embedding": embedding,
         "chunking": settings.chunking.to_dict(),
         # The vocabulary questions are read with (general YAML; the corpus's own abbreviations
         # are in abbreviations.jsonl): its hash here, and in every answer.
         "vocabulary": {"file": Path(settings.vocabulary_path).name,
                        "sha256": store.file_sha256(Path(settings.vocabulary_path))},
-        "fingerprint": _fingerprint(settings, model_name),
+        "fingerprint": _fingerprint(settings, key_model),
         "sources": sources,
         "skipped": [{"source": s.source, "reason": s.reason} for s in skipped],
         "build_time": datetime.now(timezone.utc).isoformat(timespec="seconds"),

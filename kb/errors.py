@@ -19,6 +19,11 @@ class ModelMismatchError(KBError):
     """The index was built with another embedding model than the one asked for."""
 
 
+class EmbeddingBackendError(ModelMismatchError):
+    """The index's vectors come from an embedding backend whose vectors differ from the
+    configured one's (e.g. int8 vs fp32): re-ingest, or select the index's backend."""
+
+
 class SourceError(KBError):
     """One source file could not be ingested; the others still are."""
 

@@ -307,8 +307,8 @@ def test_cli_prints_a_one_line_summary(fake_settings, fake_embedder, monkeypatch
     from ingest.__main__ import main
     import kb.embed
 
-    monkeypatch.setattr(kb.embed, "load_embedder", lambda name=None: fake_embedder)
-    monkeypatch.setattr(build_mod, "load_embedder", lambda name=None: fake_embedder)
+    monkeypatch.setattr(kb.embed, "load_embedder", lambda name=None, backend=None: fake_embedder)
+    monkeypatch.setattr(build_mod, "load_embedder", lambda name=None, backend=None: fake_embedder)
     monkeypatch.setenv("FSGS_KB_CORPUS", str(fake_settings.corpus_dir))
     monkeypatch.setattr("kb.config.DEFAULT_MODEL_NAME", fake_embedder.name, raising=False)
     settings = fake_settings
