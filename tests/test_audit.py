@@ -277,7 +277,7 @@ def _cli(monkeypatch: pytest.MonkeyPatch, base, argv: list[str], capsys) -> tupl
     import kb.api
     from kb.__main__ import main
 
-    monkeypatch.setattr(kb.api, "load_embedder", lambda name: FakeEmbedder())
+    monkeypatch.setattr(kb.api, "load_embedder", lambda name, backend=None: FakeEmbedder())
     rc = main(argv)
     out = capsys.readouterr()
     return rc, out.out, out.err
