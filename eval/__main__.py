@@ -64,8 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     sections += ["## FSGS gold set (eval/gold.yaml, seed corpus index)", gold_eval.render(gold)]
     from eval import dev_eval
 
-    sections += ["## Development set: literature the answerer was not written against (eval/dev/)",
-                 dev_eval.render(dev_eval.run())]
+    sections += [dev_eval.HEADING, dev_eval.render(dev_eval.run())]
     from eval import metadata_eval  # its own document: docs/METADATA.md
 
     metadata_eval.main([] if not args.no_write else ["--no-write"])

@@ -58,3 +58,34 @@ def render(res: dict[str, Any]) -> str:
     kinds = ", ".join(f"{k}: {v}" for k, v in sorted(by_kind.items(), key=lambda kv: -kv[1])) or "none"
     return "\n\n".join([intro, table, f"Test-split questions not fully passed: {len(fails)} of "
                         f"{sr.n_questions} ({kinds})."])
+
+
+HEADING = "## Development set: literature the answerer was not written against (eval/dev/)"
+
+
+def splice(doc_text: str, body: str) -> str:
+    """`doc_text` with the development-set section replaced by (or, if absent, appended as)
+    `body`, so this part can be re-run alone without the hour-long SciFact part."""
+    start = doc_text.find(HEADING)
+    if start < 0:
+        return doc_text.rstrip() + "\n\n" + HEADING + "\n\n" + body + "\n"
+    nxt = doc_text.find("\n## ", start + len(HEADING))
+    end = len(doc_text) if nxt < 0 else nxt + 1
+    return doc_text[:start] + HEADING + "\n\n" + body + "\n" + ("\n" + doc_text[end:] if nxt >= 0 else "")
+
+
+def main() -> int:
+    """`python -m eval.dev_eval`: this section alone, written into docs/EVALUATION.md."""
+    from eval.report import now_utc
+    from kb.config import REPO_ROOT
+
+    body = render(run()) + f"\n\n(Section last run alone with `python -m eval.dev_eval` on {now_utc()}.)"
+    print(body)
+    doc = REPO_ROOT / "docs" / "EVALUATION.md"
+    doc.write_text(splice(doc.read_text(encoding="utf-8") if doc.exists() else "# Evaluation\n", body),
+                   encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
