@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from kb.audit_cite import Resolver, find_citations, resolve_references, split_references, strip_citations
 from kb.audit_types import (NO_CLAIM, NOT_FOUND, NUMBERS_DIFFER, SUPPORTED_BY_CITED, SUPPORTED_ELSEWHERE,
@@ -254,8 +254,8 @@ def audit_sentence(base: "KnowledgeBase", text: str, unit: Unit, index: int,
                                 + (f" ({note})" if note else ""), **common)
 
 
-def _numbers_differ(base: "KnowledgeBase", j: _Judged, elsewhere: _Judged | None, common: dict,
-                    shown, *, cited: bool) -> AuditSentence:  # type: ignore[no-untyped-def]
+def _numbers_differ(base: "KnowledgeBase", j: _Judged, elsewhere: _Judged | None, common: dict[str, Any],
+                    shown: Callable[[_Judged | None], tuple[Evidence, ...]], *, cited: bool) -> AuditSentence:
     diffs = [f for f in j.figures if f.source_figure and not f.consistent]
     pairs = "; ".join(f"the sentence says {f.claim}, the source says {f.source_figure}" for f in diffs)
     who = ("the cited source " if cited else "") + _title(base, j.ev.source)
@@ -283,6 +283,3 @@ def audit_text(base: "KnowledgeBase", text: str, *, name: str = "",
     return AuditReport(name=name, text=text, sentences=tuple(sentences), references=tuple(references),
                        titles=titles)
 
-
-def spans_of(report: AuditReport) -> list[Span]:
-    return [(s.start, s.end) for s in report.sentences]
