@@ -1,5 +1,6 @@
 """python -m eval [--no-write] : SciFact retrieval (BEIR test split) through the project's own
-ingestion and retrieval, beside published figures, and the FSGS gold set; writes
+ingestion and retrieval, beside published figures, SciFact sentence selection (do the cited
+quotes include the claims' gold evidence sentences?), and the FSGS gold set; writes
 docs/EVALUATION.md. The SciFact part is skipped (exit 0) when ../shared/benchmarks is absent."""
 from __future__ import annotations
 
@@ -26,13 +27,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m eval", description=__doc__)
     parser.add_argument("--no-write", action="store_true", help=f"print only; do not write {DOC.name}")
     parser.add_argument("--quiet", action="store_true", help="no progress bar while embedding")
+    parser.add_argument("--record-sentence-baseline", action="store_true",
+                        help="also store this run's SciFact sentence-selection figures as the 'current (before "
+                             "rebuild)' reference (docs/scifact_sentences_baseline.json)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("sentence_transformers", "httpx", "faiss", "bm25s"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-    from eval import gold_eval, scifact, scifact_eval
+    from eval import gold_eval, scifact, scifact_eval, scifact_sentences
     from eval.report import machine_description, now_utc
     from kb.config import get_settings
 
@@ -42,12 +46,25 @@ def main(argv: list[str] | None = None) -> int:
     if scifact.available():
         res = scifact_eval.run(show_progress=not args.quiet)
         sections += ["## SciFact retrieval (BEIR)", scifact_eval.render(res, get_settings().retrieval)]
+        try:  # the answerer is being rebuilt: a failure here must not cost the retrieval table
+            selection = scifact_sentences.run(show_progress=not args.quiet)
+            if args.record_sentence_baseline:
+                scifact_sentences.record(selection)
+            part = scifact_sentences.render(selection)
+        except Exception as e:  # noqa: BLE001 - reported in the document, not hidden
+            logging.getLogger("eval").exception("SciFact sentence selection failed")
+            part = f"**Failed this run**: {type(e).__name__}: {e}"
+        sections += ["## SciFact sentence selection (gold evidence sentences of the test claims)", part]
     else:
         print(f"eval: SciFact skipped: no benchmark data at {scifact.SCIFACT_DIR} "
               "(../shared/benchmarks is absent); the FSGS gold set still runs, docs/EVALUATION.md is not "
               "rewritten.", flush=True)
     gold = gold_eval.run()
     sections += ["## FSGS gold set (eval/gold.yaml, seed corpus index)", gold_eval.render(gold)]
+    from eval import dev_eval
+
+    sections += ["## Development set: literature the answerer was not written against (eval/dev/)",
+                 dev_eval.render(dev_eval.run())]
     from eval import metadata_eval  # its own document: docs/METADATA.md
 
     metadata_eval.main([] if not args.no_write else ["--no-write"])

@@ -359,6 +359,10 @@ def build_index(
     manifest = {
         "embedding": {"model": model_name, "dim": dim},
         "chunking": settings.chunking.to_dict(),
+        # The vocabulary questions are read with (general YAML; the corpus's own abbreviations
+        # are in abbreviations.jsonl): its hash here, and in every answer.
+        "vocabulary": {"file": Path(settings.vocabulary_path).name,
+                       "sha256": store.file_sha256(Path(settings.vocabulary_path))},
         "fingerprint": _fingerprint(settings, model_name),
         "sources": sources,
         "skipped": [{"source": s.source, "reason": s.reason} for s in skipped],

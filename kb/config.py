@@ -73,6 +73,7 @@ class ScoringSettings:
     w_lexical: float = 0.45  # IDF-weighted key-term coverage: rare words the question names must appear
     w_type: float = 0.2  # the sentence states a figure of the asked type (dose, rate, duration, ...)
     untyped_factor: float = 1.0  # a figure was asked and the sentence states none: its score x this
+    aim_factor: float = 1.0  # a sentence stating a study's aim (or restating the title), not a finding: x this
     w_chunk: float = 0.05  # hybrid retrieval score of its chunk: a weak tie-breaker
     w_entity: float = 0.0  # how directly it names the required entities (own > context > heading > title)
     w_name: float = 0.15  # its document names the trial / gene the question names (a soft constraint)

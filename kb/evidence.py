@@ -74,6 +74,18 @@ _TYPE_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
                               r"\b(?:considered|defined|called|regarded as|classified as|termed)\b", re.IGNORECASE)),
     ("yesno", re.compile(r"^\s*(?:is|are|does|do|can|should|could|will|was|were|has|have|did)\b", re.IGNORECASE)),
 )
+# Words that only say which kind of figure is asked ("what DOSE", "what PROPORTION"): the answer
+# type signal stands for them, so they are not key words a sentence must contain ("1-2 g/d"
+# answers "MMF dose?" without the word "dose").
+_TYPE_WORDS: dict[str, frozenset[str]] = {
+    "dose": frozenset("dose doses dosing dosage dosages regimen regimens mg amount much".split()),
+    "rate": frozenset("rate rates proportion percentage percent fraction share chance chances likelihood "
+                      "efficacy effective effectiveness success successful often frequently likely much".split()),
+    "duration": frozenset("duration long length period time".split()),
+    "frequency": frozenset("frequency often frequently".split()),
+    "level": frozenset("level levels target targets concentration goal".split()),
+    "count": frozenset("number many count".split()),
+}
 QUANTITATIVE_TYPES = frozenset({"frequency", "duration", "dose", "level", "rate", "count"})
 
 # Figure units (kb.answer_text.figures) that state each quantitative answer type.
@@ -99,6 +111,26 @@ _PROPORTION = re.compile(r"\b\d+\s*(?:of|/|out of)\s*\d+\b|\b(?:half|one-third|a
                          r"majority|most)\b", re.IGNORECASE)
 _YEARS_AS_DURATION = re.compile(r"\bfor\b|\bover\b|\bafter\b|\bwithin\b|\bat least\b|\bduring\b|\bup to\b|"
                                 r"\bcontinu|\bfollow|\bdurat|\btaper|\bminimum|\bperiod", re.IGNORECASE)
+
+
+# A sentence stating what a study set out to do, not what it found ("To examine whether ...",
+# "Background: The purpose of this study was ..."): English forms of scientific writing.
+_AIM = re.compile(r"^(?:(?:background|objectives?|aims?|purpose|introduction|rationale)\s*[:.]|"
+                  r"(?:to|we)\s+(?:examine|evaluate|assess|determine|investigate|compare|describe|explore|test)\b|"
+                  r"we\s+(?:aimed|sought|evaluated|examined|assessed|investigated|compared|describe|report)\b|"
+                  r"(?:the|this|our)\s+(?:aim|purpose|objective|goal)s?\s+(?:of|was|is)\b|"
+                  r"(?:this|the present)\s+(?:study|trial|review)\s+(?:aims?|aimed|will|was designed)\b)",
+                  re.IGNORECASE)
+
+
+def is_aim(sentence: str) -> bool:
+    return bool(_AIM.match(sentence.lstrip(" \t•-*0123456789.)")))
+
+
+def restates_title(sentence: str, title: str) -> bool:
+    """The sentence contains its document's title (a title glued to the first sentence)."""
+    t = " ".join(title.lower().split())
+    return len(t) >= 30 and t in " ".join(sentence.lower().split())
 
 
 def answer_type(question: str) -> str:
@@ -448,8 +480,11 @@ def needs_for(base: "KnowledgeBase", text: str, filters: Filters | None = None,
                 continue
             named.add(x)
             keys.append(KeyTerm(w.group(0), frozenset({x}), frozenset(), view.idf(x)))
+    kind = answer_type(text)
+    type_stems = {x for w in _TYPE_WORDS.get(kind, ()) for x in stems(w)}
+    keys = [k for k in keys if not (k.stems <= type_stems)] if type_stems else keys
     return Needs(text=text, analysis=a, query=query_for(a, vocab, filters), requirements=tuple(reqs),
-                 answer_type=answer_type(text), key_terms=tuple(keys))
+                 answer_type=kind, key_terms=tuple(keys))
 
 
 def key_coverage(ann: Annotated, keys: Sequence[KeyTerm], context_credit: float) -> float:
@@ -555,6 +590,8 @@ def score_candidates(base: "KnowledgeBase", needs: Needs, chunks: Sequence[Chunk
                  + s.w_entity * entity + s.w_name * named)
         if needs.answer_type in QUANTITATIVE_TYPES and not typed:
             score *= s.untyped_factor
+        if is_aim(a.sent.text) or restates_title(a.sent.text, view.base.document(a.sent.source).title):
+            score *= s.aim_factor
         if a.sent.is_question:
             score *= s.question_penalty
         elif a.sent.ends_with_colon:
@@ -593,13 +630,20 @@ def gather(base: "KnowledgeBase", needs: Needs, k: int, extra_queries: Iterable[
             taken += 1
             if taken >= k:
                 break
-    # Literal names (trials, genes) are rare words: their chunks, ranked by the question's
-    # vector, join the candidates (bounded, so a common name cannot flood them).
+    # The chunks naming each required entity or name (trials, genes, drugs), ranked by the
+    # question's vector, join the candidates (bounded, so a common name cannot flood them): the
+    # evidence must name them, so it must be among the candidates.
     view = corpus_view(base)
+    vocab = base.vocabulary
     for r in needs.requirements:
-        if r.kind != "name":
+        if r.kind == "population":
             continue
-        rows = view.chunks_with_terms(r.terms)
+        terms = list(r.terms)
+        for i in r.ids:
+            c = vocab.concepts.get(i)
+            if c is not None:
+                terms += [*c.terms, *c.library_terms]
+        rows = view.chunks_with_terms(terms)
         rows = [i for i in rows if accepts(base, needs.query.filters, all_chunks[i])]
         if rows:
             sims = base.contents.vectors[rows] @ query_vec

@@ -174,3 +174,27 @@ def test_adding_a_document_about_a_new_drug_makes_it_cited_or_abstained(tmp_path
     assert a.abstained or {c.source for c in a.citations} == {"quellimab.txt"}
     if not a.abstained:
         assert "10 mg/kg" in a.text and check_answer(a, after).ok
+
+
+@pytest.mark.parametrize("sentence, aim", [
+    ("To examine whether zorvastatin is more effective than placebo.", True),
+    ("Background: The purpose of this study was to determine efficacy.", True),
+    ("We evaluated the efficacy of zorvastatin in a randomized trial.", True),
+    ("This study will provide evidence on zorvastatin.", True),  # an intent, not a finding
+    ("This study aims to compare two regimens.", True),
+    ("Remission occurred in 46% of the zorvastatin group.", False),
+    ("We found that remission was more frequent with zorvastatin.", False),
+])
+def test_aim_sentences_are_recognised(sentence: str, aim: bool) -> None:
+    from kb.evidence import is_aim
+
+    assert is_aim(sentence) is aim
+
+
+def test_a_sentence_restating_the_title_is_recognised() -> None:
+    from kb.evidence import restates_title
+
+    title = "Zorvastatin versus placebo in steroid-resistant FSGS: a randomized trial"
+    assert restates_title(title + " Abstract Background: To examine whether it works.", title)
+    assert not restates_title("Zorvastatin reduced proteinuria by 40%.", title)
+    assert not restates_title("Short title here.", "Short")

@@ -65,8 +65,8 @@ def base_for_scoring(fake_kb):
 def test_gold_thresholds_real_model(real_kb) -> None:
     report = score(real_kb, load_gold())
     failed = [(r.id, r.missing_facts, r.top_sources, r.abstained) for r in report.failed]
-    assert report.fact_recall >= 0.9, failed
-    assert report.source_top3 >= 0.9, failed
+    assert report.fact_recall >= 0.95, failed  # issue 9: the bundled set stays at its level
+    assert report.source_top3 >= 0.95, failed
     assert report.abstention_accuracy == 1.0, failed
     assert report.false_abstentions <= 1, failed
     assert report.uncited_sentences == 0

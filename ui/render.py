@@ -182,8 +182,41 @@ def _linked_text(text: str, mid: str) -> str:
     return _MARKER.sub(lambda m: _cite_links([int(m.group(1))], mid), esc(text))
 
 
+def _sections_html(answer: Answer, mid: str) -> str:
+    """An extractive answer from its structure: a heading per section, one bullet per quote
+    (each unit followed by its [n] link, then the source's evidence label), "Sources differ"
+    lines naming what differs and each side's figure."""
+    out: list[str] = ['<div class="kb-answer">']
+    for sec in answer.sections:
+        if sec.label:
+            note = f" — {esc(sec.note)}" if not sec.quotes and sec.note else ""
+            out.append(f'<div class="kb-section">{esc(sec.label)}{note}</div>')
+        if not sec.quotes:
+            continue
+        out.append("<ul>")
+        if sec.label == "Sources differ":
+            leads: dict[str, list] = {}
+            for q in sec.quotes:
+                leads.setdefault(q.lead, []).append(q)
+            for lead, qs in leads.items():
+                sides = " vs ".join(f"{esc(q.shown)}{_cite_links([q.citation], mid)}" for q in qs)
+                out.append(f"<li>{esc(lead)}: {sides}</li>")
+        else:
+            for q in sec.quotes:
+                units = " ".join(f'<span class="kb-sent">{esc(u)}{_cite_links([q.citation], mid)}</span>'
+                                 for u in q.units)
+                label = f' <span class="kb-muted">— {esc(q.evidence)}</span>' if q.evidence else ""
+                out.append(f"<li>{units}{label}</li>")
+        out.append("</ul>")
+    out.append("</div>")
+    return "".join(out)
+
+
 def answer_html(answer: Answer, mid: str) -> str:
-    """The answer as paragraphs grouped by section, each sentence followed by its [n] links."""
+    """The answer as paragraphs grouped by section, each sentence followed by its [n] links.
+    Extractive answers are rendered from their structure (sections -> quotes -> citations)."""
+    if answer.sections:
+        return _sections_html(answer, mid)
     if not answer.sentences:
         return f'<div class="kb-answer"><p>{_linked_text(answer.text, mid)}</p></div>'
     # Extractive sentences come from different places: one per bullet reads honestly; a

@@ -1,0 +1,60 @@
+"""The development-set part of `python -m eval`: the answerer on documents it was not written
+against (eval/dev/), the tuning and the test split side by side with bootstrap intervals, and
+the bundled-corpus gold set beside them for comparison."""
+from __future__ import annotations
+
+from typing import Any
+
+from eval.report import markdown_table
+
+
+def run() -> dict[str, Any]:
+    from eval.dev import load_dev_catalogue
+    from eval.dev.score import bootstrap, open_dev_kb, score_split
+
+    out: dict[str, Any] = {}
+    docs = load_dev_catalogue()
+    for split in ("tune", "test"):
+        base = open_dev_kb(split)
+        report = score_split(base, split)
+        out[split] = {"report": report, "ci": bootstrap(report),
+                      "documents": sum(1 for d in docs.values() if d.split == split)}
+    return out
+
+
+def _row(name: str, tune: Any, test: Any) -> tuple[str, str, str]:
+    return (name, str(tune), str(test))
+
+
+def render(res: dict[str, Any]) -> str:
+    t, s = res["tune"], res["test"]
+    tr, sr = t["report"], s["report"]
+    rows = [
+        ("documents (added to the 5 bundled ones)", t["documents"], s["documents"]),
+        ("questions (answerable / unanswerable)", f"{tr.n_answerable} / {tr.n_unanswerable}",
+         f"{sr.n_answerable} / {sr.n_unanswerable}"),
+        ("fact recall [95% bootstrap interval]", t["ci"]["fact_recall"], s["ci"]["fact_recall"]),
+        ("right source among citations [1]-[3]", t["ci"]["source_top3"], s["ci"]["source_top3"]),
+        ("out-of-corpus questions abstained", t["ci"]["abstention"], s["ci"]["abstention"]),
+        ("false abstentions (share of answerable)", t["ci"]["false_abstention_rate"], s["ci"]["false_abstention_rate"]),
+        ("uncited sentences", tr.uncited_sentences, sr.uncited_sentences),
+        ("numbers absent from their quote", tr.numbers_missing, sr.numbers_missing),
+        ("quote / offset mismatches", tr.quote_errors, sr.quote_errors),
+        ("answer latency p50 / p95", f"{tr.p50_ms:.0f} / {tr.p95_ms:.0f} ms", f"{sr.p50_ms:.0f} / {sr.p95_ms:.0f} ms"),
+    ]
+    table = markdown_table(("metric", "tuning split", "TEST split"), [tuple(str(c) for c in r) for r in rows])
+    intro = ("Each split is indexed with the bundled corpus, as a user adding literature would have it "
+             "(`eval/dev/score.py`). Every weight and threshold of the answerer (`ScoringSettings` in "
+             "kb/config.py) was fitted on the tuning split only (`python -m eval.dev.tune`); the test "
+             "split's documents and questions were not looked at while fitting. Intervals: 2,000 "
+             "bootstrap resamples of the questions.")
+    fails = [r for r in sr.rows if not r.passed]
+    by_kind: dict[str, int] = {}
+    for r in fails:
+        kind = ("answered an out-of-corpus question" if not r.answerable else
+                "abstained" if r.abstained else "missing an expected fact" if r.missing_facts else
+                "right source not in top 3")
+        by_kind[kind] = by_kind.get(kind, 0) + 1
+    kinds = ", ".join(f"{k}: {v}" for k, v in sorted(by_kind.items(), key=lambda kv: -kv[1])) or "none"
+    return "\n\n".join([intro, table, f"Test-split questions not fully passed: {len(fails)} of "
+                        f"{sr.n_questions} ({kinds})."])
