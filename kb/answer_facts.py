@@ -16,12 +16,11 @@ from kb.evidence import CONTEXT, Annotated, Candidate
 from kb.query import SECTION_KINDS, QuestionAnalysis, Vocabulary
 
 # unit as written -> (comparable unit, factor)
-_UNITS: dict[str, tuple[str, float]] = {
+_UNITS: dict[str, tuple[str, float]] = {  # kb.quantities' normalised unit -> (comparable unit, factor)
     "mg/kg": ("mg/kg", 1), "mg/kg/day": ("mg/kg", 1), "g/kg": ("mg/kg", 1000),
-    "mg/m²": ("mg/m2", 1), "mg/m2": ("mg/m2", 1), "mg": ("mg", 1), "g": ("mg", 1000),
-    "g/d": ("mg/d", 1000), "ng/ml": ("ng/ml", 1), "%": ("%", 1),
-    "day": ("days", 1), "days": ("days", 1), "week": ("days", 7), "weeks": ("days", 7),
-    "month": ("days", 30), "months": ("days", 30), "year": ("days", 365), "years": ("days", 365),
+    "mg/m2": ("mg/m2", 1), "mg": ("mg", 1), "g": ("mg", 1000),
+    "g/day": ("mg/d", 1000), "mg/day": ("mg/d", 1), "ng/ml": ("ng/ml", 1), "%": ("%", 1),
+    "day": ("days", 1), "week": ("days", 7), "month": ("days", 30), "year": ("days", 365),
 }
 _QUALIFIER = re.compile(r"\b(or less|or more|at least|more than|less than|not more than|up to)\b|[<>≤≥]",
                         re.IGNORECASE)

@@ -175,34 +175,24 @@ def numbers(s: str) -> list[str]:
 
 # ---------------------------------------------------------------------------- figures
 
-_NUM = r"\d+(?:\.\d+)?"
-_UNIT = (r"mg/kg(?:/day|/d)?|mg/m²|mg/m2|ng/ml|g/kg|g/d|mg/day|g/day|mg|g|units?|IU|%|weeks?|months?|years?|days?")
-FIGURE = re.compile(
-    rf"(?P<pre>(?:(?:at least|more than|less than|not more than|up to|over|about|only|>|<|≥|≤)\s*)?)"
-    rf"(?P<num>{_NUM}\s*%?(?:\s*(?:-|–|to)\s*{_NUM})?)\s*(?P<unit>{_UNIT})?(?![A-Za-z0-9])"
-    rf"(?P<post>(?:\s*(?:or less|or more|per day|a day|every day|daily|/day|per 48h))?)",
-    re.IGNORECASE)
-
-
 @dataclass(frozen=True)
 class Figure:
     start: int  # absolute offsets of the figure phrase in the document
     end: int
     text: str  # verbatim phrase, e.g. "3-5 mg/kg/day", "5 mg/kg or less", "more than 6 months"
     values: tuple[float, ...]
-    unit: str  # as written, lower-case ("" when none)
+    unit: str  # normalised by kb.quantities ("mg/kg/day", "%", "week", ...; "" when none)
+    kind: str = ""  # kb.quantities kind: percent, dose, concentration, duration, count, ...
 
 
 def figures(doc_text: str, start: int, end: int) -> list[Figure]:
+    """The figures of doc_text[start:end], read by the project's one number/unit parser
+    (kb.quantities)."""
+    from kb.quantities import quantities
+
     out: list[Figure] = []
-    for m in FIGURE.finditer(doc_text, start, end):
-        num = m.group("num")
-        unit = (m.group("unit") or "").lower()
-        if "%" in num and not unit:
-            unit = "%"
-        # "5-year" (an adjective) and footnote-like bare numbers carry no unit: skipped by callers
-        values = tuple(float(x) for x in re.findall(_NUM, num))
-        a = m.start() + (len(m.group("pre")) if not m.group("pre").strip() else 0)
-        b = m.end() if m.group("post") else m.end("unit") if m.group("unit") else m.end("num")
-        out.append(Figure(start=a, end=b, text=normalise_space(doc_text[a:b]), values=values, unit=unit))
+    for q in quantities(doc_text, start, end):
+        values = (q.low,) if q.high == q.low else (q.low, q.high)
+        out.append(Figure(start=q.start, end=q.end, text=normalise_space(q.text), values=values,
+                          unit=q.unit, kind=q.kind))
     return out

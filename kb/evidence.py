@@ -26,6 +26,7 @@ A candidate that fails a requirement is dropped, whatever its score.
 """
 from __future__ import annotations
 
+import functools
 import math
 import re
 import threading
@@ -89,13 +90,13 @@ _TYPE_WORDS: dict[str, frozenset[str]] = {
 QUANTITATIVE_TYPES = frozenset({"frequency", "duration", "dose", "level", "rate", "count"})
 
 # Figure units (kb.answer_text.figures) that state each quantitative answer type.
-_TYPE_UNITS: dict[str, re.Pattern[str]] = {
-    "dose": re.compile(r"mg/kg(?:/day)?|mg/m²|mg/m2|g/kg|g/d|mg|g|units?|iu|u/kg|mg/day|g/day|ml/kg", re.IGNORECASE),
-    "level": re.compile(r"ng/ml|µg/l|ug/l|ng/dl|mcg/l", re.IGNORECASE),
-    "rate": re.compile(r"%"),
-    "duration": re.compile(r"weeks?|months?|years?|days?", re.IGNORECASE),
-    "count": re.compile(r"patients?|participants?|children|adults|subjects|cases|trials?|studies|people|"
-                        r"individuals|eyes|kidneys|centers|centres", re.IGNORECASE),
+# kb.quantities kinds that state each quantitative answer type.
+_TYPE_KINDS: dict[str, frozenset[str]] = {
+    "dose": frozenset({"dose"}),
+    "level": frozenset({"concentration"}),
+    "rate": frozenset({"percent", "ratio"}),
+    "duration": frozenset({"duration"}),
+    "count": frozenset({"count"}),
 }
 # Frequency is stated in words as often as in figures ("monthly", "every 3 months").
 _FREQUENCY = re.compile(r"\b(?:daily|weekly|monthly|yearly|annually|quarterly|every\s+(?:\d+\s*(?:-|to)\s*)?\d*\s*"
@@ -147,15 +148,14 @@ def states_type(kind: str, text: str, figs: Sequence[Figure]) -> bool:
         return bool(_FREQUENCY.search(text))
     if kind == "count":
         return bool(_COUNT.search(text))
-    pattern = _TYPE_UNITS.get(kind)
-    if pattern is None:
+    kinds = _TYPE_KINDS.get(kind)
+    if kinds is None:
         return False
-    hit = any(f.unit and pattern.fullmatch(f.unit) for f in figs)
+    hit = any(f.kind in kinds for f in figs)
     if kind == "rate" and not hit:
         return bool(_PROPORTION.search(text))
     if kind == "duration" and hit:
-        return bool(_YEARS_AS_DURATION.search(text)) or any(f.unit.startswith(("week", "month", "day"))
-                                                               for f in figs)
+        return bool(_YEARS_AS_DURATION.search(text)) or any(f.kind == "duration" and f.unit != "year" for f in figs)
     return hit
 
 
@@ -228,6 +228,7 @@ class CorpusView:
     present: dict[str, bool] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
     chunk_rows: dict[str, int] = field(default_factory=dict)
+    mentions: dict[tuple, bool] = field(default_factory=dict)  # (source, requirement) -> named in it
 
     def __post_init__(self) -> None:
         self.chunk_rows = {c.chunk_id: i for i, c in enumerate(self.base.contents.chunks)}
@@ -342,6 +343,11 @@ def corpus_view(base: "KnowledgeBase") -> CorpusView:
 
 def term_pattern(terms: Iterable[str]) -> re.Pattern[str] | None:
     """Whole-word, case-insensitive match of any of `terms` (spaces = hyphens, plural s)."""
+    return _term_pattern(tuple(sorted(set(terms))))
+
+
+@functools.lru_cache(maxsize=4096)
+def _term_pattern(terms: tuple[str, ...]) -> re.Pattern[str] | None:
     bodies = []
     for t in terms:
         words = [w for w in re.split(r"[\s\-]+", t.strip()) if w]
@@ -481,6 +487,9 @@ def needs_for(base: "KnowledgeBase", text: str, filters: Filters | None = None,
             named.add(x)
             keys.append(KeyTerm(w.group(0), frozenset({x}), frozenset(), view.idf(x)))
     kind = answer_type(text)
+    if not kind and (a.comparative or re.search(r"\d", text)) and \
+            any(vocab.concepts[c].kind == "outcome" for c in a.concepts):
+        kind = "rate"  # "remission at 6 months, tac vs CsA?": an outcome at a time or compared wants its figure
     type_stems = {x for w in _TYPE_WORDS.get(kind, ()) for x in stems(w)}
     keys = [k for k in keys if not (k.stems <= type_stems)] if type_stems else keys
     return Needs(text=text, analysis=a, query=query_for(a, vocab, filters), requirements=tuple(reqs),
@@ -540,6 +549,14 @@ def meets(view: CorpusView, ann: Annotated, req: Requirement, settings: ScoringS
 
 
 def document_mentions(view: CorpusView, source: str, req: Requirement) -> bool:
+    key = (source, req.kind, req.key, req.terms)
+    hit = view.mentions.get(key)
+    if hit is None:
+        hit = view.mentions[key] = _document_mentions(view, source, req)
+    return hit
+
+
+def _document_mentions(view: CorpusView, source: str, req: Requirement) -> bool:
     doc = view.base.document(source)
     terms = list(req.terms)
     for i in req.ids:

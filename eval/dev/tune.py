@@ -18,16 +18,16 @@ from typing import Any
 from eval.dev.score import open_dev_kb, score_split
 
 GRID: dict[str, tuple[Any, ...]] = {
-    "w_dense": (0.25, 0.35, 0.45, 0.55, 0.7),
-    "w_lexical": (0.25, 0.35, 0.45, 0.55),
-    "w_type": (0.0, 0.1, 0.2, 0.3),
-    "untyped_factor": (0.5, 0.7, 0.85, 1.0),
-    "aim_factor": (0.5, 0.7, 0.85, 1.0),
-    "w_name": (0.0, 0.15, 0.3, 0.5),
-    "relative_floor": (0.6, 0.7, 0.8, 0.9),
-    "min_score": (0.2, 0.25, 0.3, 0.35, 0.4, 0.45),
-    "min_key_coverage": (0.3, 0.4, 0.5, 0.6, 0.7),
-    "min_dense_alone": (0.4, 0.5, 0.55, 0.6, 0.7),
+    "w_dense": (0.35, 0.45, 0.55),
+    "w_lexical": (0.25, 0.35, 0.45),
+    "w_type": (0.1, 0.2, 0.3),
+    "untyped_factor": (0.6, 0.8, 1.0),
+    "aim_factor": (0.5, 0.75, 1.0),
+    "w_name": (0.15, 0.3, 0.5),
+    "relative_floor": (0.5, 0.6, 0.7),
+    "min_score": (0.25, 0.3, 0.35, 0.4),
+    "min_key_coverage": (0.2, 0.3, 0.4),
+    "min_dense_alone": (0.35, 0.4, 0.5),
     "require_answer_type": (True, False),
 }
 
@@ -54,7 +54,7 @@ def _cache_retrieval() -> None:
     answer_mod.gather = lambda base, needs_obj, k, extra=(): gathered(base, needs_obj, k, tuple(extra))
 
 
-def tune(split: str = "tune", passes: int = 2) -> dict[str, Any]:
+def tune(split: str = "tune", passes: int = 1) -> dict[str, Any]:
     base = open_dev_kb(split)
     _cache_retrieval()
     current = base.settings.scoring
