@@ -15,14 +15,14 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from kb.audit_cite import Resolver, find_citations, resolve_references, split_references, strip_citations
 from kb.audit_types import (NO_CLAIM, NOT_FOUND, NUMBERS_DIFFER, SUPPORTED_BY_CITED, SUPPORTED_ELSEWHERE,
                             AuditCitation, AuditReport, AuditSentence, FigureCheck)
 from kb.config import AuditSettings
 from kb.answer_text import chunk_sentences
-from kb.evidence import Evidence, find_evidence
+from kb.evidence import Evidence, find_evidence, needs_for, term_pattern
 from kb.quantities import Quantity, comparable, consistent, quantities
 from kb.query import stems
 from kb.sentences import sentence_spans
@@ -153,10 +153,41 @@ class _Judged:
     conflicts: bool  # on the subject, with a figure that differs
 
 
-def _judge(base: "KnowledgeBase", claim_qs: Sequence[Quantity], ev: Evidence, s: AuditSettings) -> _Judged:
+def _entity_patterns(base: "KnowledgeBase", claim: str) -> list["re.Pattern[str]"]:
+    """One pattern per drug, class, therapy or disease the claim requires of its evidence. Trial
+    and gene names are left to find_evidence's document-level check: every sentence of a
+    trial's report is about that trial, while a drug in a title is not what each sentence is about."""
+    vocab = base.vocabulary
+    out = []
+    for r in needs_for(base, claim).requirements:
+        if r.kind != "entity":
+            continue
+        terms = list(r.terms)
+        for i in r.ids:
+            c = vocab.concepts.get(i)
+            if c is not None:
+                terms += [*c.terms, *c.library_terms]
+        pattern = term_pattern(terms)
+        if pattern is not None:
+            out.append(pattern)
+    return out
+
+
+def _names_them(base: "KnowledgeBase", ev: Evidence, patterns: Sequence["re.Pattern[str]"]) -> bool:
+    """Does the evidence sentence itself (or a span it depends on) name every required entity?
+    A document that names a drug elsewhere does not make a close-sounding sentence about it."""
+    text = base.document(ev.source).text
+    spans = " ".join(text[a:b] for a, b in _figure_spans(base, ev))
+    return all(p.search(spans) for p in patterns)
+
+
+def _judge(base: "KnowledgeBase", claim_qs: Sequence[Quantity], ev: Evidence, s: AuditSettings,
+           entities: Sequence["re.Pattern[str]"] = ()) -> _Judged:
     figs = tuple(_figure_checks(base, claim_qs, ev))
     on_topic = not ev.missing and (ev.coverage >= s.topic_coverage)
-    terms_ok = ev.coverage >= s.support_coverage or (on_topic and ev.dense >= s.support_dense)
+    # A paraphrase (fewer shared words, close meaning) must also name the claim's entities itself.
+    terms_ok = ev.coverage >= s.support_coverage or (on_topic and ev.dense >= s.support_dense
+                                                     and _names_them(base, ev, entities))
     all_figures = all(f.consistent for f in figs)
     conflict = any(f.source_figure and not f.consistent for f in figs)
     return _Judged(ev, figs, supports=not ev.missing and terms_ok and all_figures,
@@ -201,9 +232,10 @@ def audit_sentence(base: "KnowledgeBase", text: str, unit: Unit, index: int,
                              **common)
     cited = tuple(dict.fromkeys(s for c in citations for s in c.sources))
     k = settings.evidence_k
-    cited_ev = [_judge(base, claim_qs, e, settings) for e in find_evidence(base, claim, sources=cited, k=k)] \
-        if cited else []
-    all_ev = [_judge(base, claim_qs, e, settings) for e in find_evidence(base, claim, k=k)]
+    entities = _entity_patterns(base, claim)
+    cited_ev = [_judge(base, claim_qs, e, settings, entities)
+                for e in find_evidence(base, claim, sources=cited, k=k)] if cited else []
+    all_ev = [_judge(base, claim_qs, e, settings, entities) for e in find_evidence(base, claim, k=k)]
     others = [j for j in all_ev if j.ev.source not in cited]
 
     def first(js: list[_Judged], attr: str) -> _Judged | None:
@@ -254,8 +286,8 @@ def audit_sentence(base: "KnowledgeBase", text: str, unit: Unit, index: int,
                                 + (f" ({note})" if note else ""), **common)
 
 
-def _numbers_differ(base: "KnowledgeBase", j: _Judged, elsewhere: _Judged | None, common: dict,
-                    shown, *, cited: bool) -> AuditSentence:  # type: ignore[no-untyped-def]
+def _numbers_differ(base: "KnowledgeBase", j: _Judged, elsewhere: _Judged | None, common: dict[str, Any],
+                    shown: Callable[[_Judged | None], tuple[Evidence, ...]], *, cited: bool) -> AuditSentence:
     diffs = [f for f in j.figures if f.source_figure and not f.consistent]
     pairs = "; ".join(f"the sentence says {f.claim}, the source says {f.source_figure}" for f in diffs)
     who = ("the cited source " if cited else "") + _title(base, j.ev.source)
@@ -283,6 +315,3 @@ def audit_text(base: "KnowledgeBase", text: str, *, name: str = "",
     return AuditReport(name=name, text=text, sentences=tuple(sentences), references=tuple(references),
                        titles=titles)
 
-
-def spans_of(report: AuditReport) -> list[Span]:
-    return [(s.start, s.end) for s in report.sentences]

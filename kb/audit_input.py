@@ -58,11 +58,11 @@ def _docx_text(name: str, data: bytes) -> str:
     counter = 0
     for p in document.paragraphs:
         text = p.text.strip()
-        numbered = p._p.pPr is not None and p._p.pPr.numPr is not None or "List Number" in (p.style.name or "")
+        style = p.style.name if p.style is not None else ""
+        numbered = (p._p.pPr is not None and p._p.pPr.numPr is not None) or "List Number" in style
         if not text:
-            counter = 0 if not numbered else counter
             continue
-        if numbered and "Bullet" not in (p.style.name or ""):
+        if numbered and "Bullet" not in style:
             counter += 1
             text = f"{counter}. {text}"
         else:

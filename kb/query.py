@@ -51,6 +51,7 @@ _ACRONYM = re.compile(r"^(?:[A-Z][A-Za-z]*[A-Z][A-Za-z0-9]*|[A-Za-z]+[0-9]+[A-Za
 
 # English stop words (bm25s' list is the one BM25 uses; this is the same idea, kept local so the
 # question analysis does not depend on a tokenizer's internals).
+_UNIT_WORDS = frozenset({"ml", "mg", "kg", "dl", "mm", "cm", "min", "g", "l", "h", "d"})
 _STOP = frozenset("""a about above after again against all am an and any are as at be because been
 before being below between both but by can could did do does doing down during each few for from
 further had has have having he her here hers herself him himself his how i if in into is it its
@@ -220,8 +221,9 @@ class Vocabulary:
             short, long = short.strip(), long.strip()
             if not short or not long or self.owner_of(short) is not None:
                 continue
-            if short.lower() in _STOP or short.lower() in self.question_words:
-                continue  # "(IS)" for immunosuppression would match every "is" (matching ignores case)
+            if short.lower() in _STOP or short.lower() in _UNIT_WORDS \
+                    or short.lower() in self.question_words:
+                continue  # "IS" (immunosuppression), "ml": matched case-insensitively they hit "is", "ml"
             owner = self.owner_of(long)
             if owner is None:
                 for n in _long_form_variants(long):

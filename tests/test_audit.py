@@ -307,3 +307,15 @@ def test_cli_bad_input(base, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ca
     bad.write_bytes(b"%PDF")
     rc, _, err = _cli(monkeypatch, base, ["audit", "--index", str(base.info.path), str(bad)], capsys)
     assert rc == 2 and "cannot audit" in err
+
+
+def test_mined_abbreviations_that_are_words_are_not_terms() -> None:
+    """A corpus defining "immunosuppression (IS)" must not make every "is" an immunosuppressant
+    mention (that made each claim with "is" require immunosuppressants of its evidence)."""
+    from kb.query import load_vocabulary
+
+    vocab = load_vocabulary().with_abbreviations([("IS", "immunosuppression"), ("ml", "millilitre"),
+                                                  ("CsAx", "cyclosporine")])
+    found = vocab.concepts_in("The trough of cyclosporine is 100-175 ng/ml.")
+    assert "immunosuppressants" not in found and "abbr:ml" not in found
+    assert "cyclosporine" in vocab.concepts_in("CsAx was given")  # a real short form still works
