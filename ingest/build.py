@@ -289,7 +289,9 @@ def build_index(
     dim = model.dim if model is not None else len(next(iter(known.values())))
     new_vectors: dict[str, np.ndarray] = {}
     if missing:
-        step = 512  # texts per encode() call (progress granularity); the ONNX backend packs them by token length
+        # Texts per encode() call (progress granularity); the ONNX backend packs them by token
+        # length. A distributed embedder (ingest/ray_embed.py) takes them all in one job.
+        step = len(missing) if getattr(model, "whole_batch", False) else 512
         with tqdm(total=len(missing), unit="chunk", desc="embedding", disable=not show_progress) as bar:
             for b in range(0, len(missing), step):
                 part = missing[b:b + step]
