@@ -41,6 +41,7 @@ class BenchResults:
     first_answer: list = field(default_factory=list)  # bench.backend_bench.FirstAnswer
     env_sizes: list = field(default_factory=list)  # (label, MiB)
     skipped: list = field(default_factory=list)  # parts not run, and why
+    ask_scale: dict | None = None  # bench.ask_scale.run()
 
 
 def header(r: BenchResults, command: str) -> str:
@@ -272,6 +273,15 @@ def render(r: BenchResults) -> str:
                   "Its nDCG@10 uses the same chunk -> abstract max aggregation as ours. Our build also writes "
                   "and checksums every file, builds BM25, and publishes atomically; our query also runs BM25 and "
                   "fusion."]
+    if r.ask_scale:
+        a = r.ask_scale
+        parts += [f"## ask() at {a['chunks']:,} chunks",
+                  markdown_table(("chunks", "documents", "vector index", "questions", "p50 ms", "p95 ms", "mean ms"),
+                                 [(f"{a['chunks']:,}", f"{a['documents']:,}", a["vector_index"], a["n"],
+                                   f"{a['p50_ms']:.0f}", f"{a['p95_ms']:.0f}", f"{a['mean_ms']:.0f}")]),
+                  "bench/ask_scale.py: SciFact's abstracts (their real vectors) plus filler abstracts of SciFact and "
+                  "PubMedQA sentences re-ordered under new ids (synthetic vectors fitted to MiniLM's), built by "
+                  "`build_index`; ask() on SciFact test claims with the answerer as it is on this branch."]
     parts += ["## Peak memory", _memory_table(r)]
     if r.skipped:
         parts += ["## Not run in this run", "\n".join(f"- {x}" for x in r.skipped)]
