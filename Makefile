@@ -21,6 +21,12 @@ $(STAMP): requirements.txt
 
 install: $(STAMP)
 
+# The optional Ray extra (`python -m ingest --ray`); `make test` installs it so its test runs.
+RAY_STAMP := $(VENV)/.installed-ray-$(shell cat requirements-ray.txt | sha1sum | cut -c1-12)
+$(RAY_STAMP): requirements-ray.txt $(STAMP)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-ray.txt
+	touch $(RAY_STAMP)
+
 ingest: $(STAMP)
 	$(PY) -m ingest
 
@@ -39,7 +45,7 @@ browser:
 	  echo "installing Debian's chromium for the browser test"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
-test: $(STAMP) browser
+test: $(STAMP) $(RAY_STAMP) browser
 	$(PY) -m pytest
 
 eval: $(STAMP) ingest

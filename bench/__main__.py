@@ -64,6 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backend-chunks", type=int, default=1500,
                         help="SciFact chunks each embedding backend encodes in the side-by-side comparison")
     parser.add_argument("--skip-backends", action="store_true", help="no side-by-side backend comparison")
+    parser.add_argument("--ask-chunks", type=int, default=100_000,
+                        help="ask() latency on an index of this many chunks (SciFact + filler; 0 = skip)")
     parser.add_argument("--sample", type=int, default=0, help=argparse.SUPPRESS)  # dev: first N abstracts, no write
     parser.add_argument("--ingest-docs", type=int, default=0,
                         help="ingest and query only the first N SciFact abstracts (0 = all 5,183); for a loaded machine")
@@ -158,6 +160,15 @@ def main(argv: list[str] | None = None) -> int:
             res.peak_after_langchain = peak_rss_mib()
     else:
         print(f"bench: SciFact parts skipped: no benchmark data at {sf.SCIFACT_DIR}", flush=True)
+
+    # ask() at scale, in a child process (needs the eval's cached SciFact index for real vectors).
+    if args.ask_chunks and sf.available() and sf.INDEX_DIR.exists():
+        env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+        out = subprocess.run([sys.executable, "-m", "bench.ask_scale", "--chunks", str(args.ask_chunks)],
+                             cwd=REPO_ROOT, env=env, capture_output=True, text=True, check=True)
+        res.ask_scale = json.loads(out.stdout.strip().splitlines()[-1])
+    else:
+        res.skipped.append("ask() at scale (--ask-chunks 0, or no cached SciFact index: run `make eval` first)")
 
     # 5. Scale, in a child process (its memory is its own).
     if not args.skip_scale:

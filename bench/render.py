@@ -41,6 +41,7 @@ class BenchResults:
     first_answer: list = field(default_factory=list)  # bench.backend_bench.FirstAnswer
     env_sizes: list = field(default_factory=list)  # (label, MiB)
     skipped: list = field(default_factory=list)  # parts not run, and why
+    ask_scale: dict | None = None  # bench.ask_scale.run()
 
 
 def header(r: BenchResults, command: str) -> str:
@@ -215,6 +216,26 @@ def _backend_section(r: BenchResults) -> list[str]:
                 "weights exported to ONNX (kb/embed_onnx.py), ONNX Runtime on both cores, batches packed by token "
                 "count. onnx-int8: the same graph with dynamic int8 weights (per channel). Quality of each: "
                 "docs/EVALUATION.md, Embedding backends."]
+    fast = next((x for x in r.backend_speed if x.backend == r.backend), None)
+    if fast is not None and r.ingest is not None:
+        per_core = fast.chunks_per_s / (os.cpu_count() or 1)
+        per_abstract = r.ingest.chunks / r.ingest.documents
+        chunks = 1_000_000 * per_abstract
+        out += ["## Past one machine: Ray (`python -m ingest --ray`)",
+                f"Measured here: the `{r.backend}` backend embeds {fast.chunks_per_s:.1f} chunks/s on "
+                f"{os.cpu_count()} cores, i.e. **{per_core:.1f} chunks/s per core** in this run (the load "
+                "average above says how busy the cores were). SciFact gives "
+                f"{per_abstract:.2f} chunks per abstract.",
+                "**Projection, not a measurement**: 10^6 abstracts = "
+                f"{chunks:,.0f} chunks, assuming the per-core rate above holds on every core and the embedding "
+                "scales linearly over Ray workers (one worker per CPU, batches of 256 texts; the index writer, "
+                "BM25 and HNSW build still run on one machine and are not included):",
+                markdown_table(("cores", "embedding time (projected)"),
+                               [(f"{c}", f"{chunks / (per_core * c) / 3600:.1f} h") for c in (1, 8, 64)]),
+                "Equality check: tests/test_ray.py starts a local Ray with 2 CPUs, builds the seed corpus's "
+                "index through `ray.data` map_batches (2 workers, batches of 8 chunks) and asserts the same "
+                "chunk ids, embedding keys and vectors (within 1e-6) as the single-process build; it runs in "
+                "`make test` (which installs requirements-ray.txt)."]
     if r.first_answer:
         out += ["## Time to first answer (`python -m kb ask`, fresh process, seed index)",
                 markdown_table(("backend", "runs (s)", "best", "torch imported"),
@@ -252,6 +273,15 @@ def render(r: BenchResults) -> str:
                   "Its nDCG@10 uses the same chunk -> abstract max aggregation as ours. Our build also writes "
                   "and checksums every file, builds BM25, and publishes atomically; our query also runs BM25 and "
                   "fusion."]
+    if r.ask_scale:
+        a = r.ask_scale
+        parts += [f"## ask() at {a['chunks']:,} chunks",
+                  markdown_table(("chunks", "documents", "vector index", "questions", "p50 ms", "p95 ms", "mean ms"),
+                                 [(f"{a['chunks']:,}", f"{a['documents']:,}", a["vector_index"], a["n"],
+                                   f"{a['p50_ms']:.0f}", f"{a['p95_ms']:.0f}", f"{a['mean_ms']:.0f}")]),
+                  "bench/ask_scale.py: SciFact's abstracts (their real vectors) plus filler abstracts of SciFact and "
+                  "PubMedQA sentences re-ordered under new ids (synthetic vectors fitted to MiniLM's), built by "
+                  "`build_index`; ask() on SciFact test claims with the answerer as it is on this branch."]
     parts += ["## Peak memory", _memory_table(r)]
     if r.skipped:
         parts += ["## Not run in this run", "\n".join(f"- {x}" for x in r.skipped)]

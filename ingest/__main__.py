@@ -1,4 +1,4 @@
-"""CLI: python -m ingest [--corpus DIR] [--index DIR] [--force]
+"""CLI: python -m ingest [--corpus DIR] [--index DIR] [--force] [--ray]
        python -m ingest pubmed QUERY [--max N] [--since YEAR] [--pmids FILE]"""
 from __future__ import annotations
 
@@ -23,13 +23,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--index", type=Path, default=settings.index_dir, help="index location")
     parser.add_argument("--force", action="store_true", help="rebuild even if nothing changed")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--ray", action="store_true",
+                        help="embed on Ray Data (RAY_ADDRESS, or a local Ray); needs requirements-ray.txt")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
     from ingest.build import ingest_corpus
 
     try:
-        report = ingest_corpus(args.corpus, args.index, force=args.force, show_progress=not args.quiet)
+        embedder = None
+        if args.ray:
+            from ingest.ray_embed import RayEmbedder
+
+            embedder = RayEmbedder  # a factory: Ray starts only if something needs embedding
+        report = ingest_corpus(args.corpus, args.index, embedder=embedder, force=args.force,
+                               show_progress=not args.quiet)
     except KBError as e:
         print(f"ingest: {e}", file=sys.stderr)
         return 1

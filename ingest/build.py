@@ -274,7 +274,9 @@ def _embed_missing(model: Embedder | None, texts: Sequence[str], keys: Sequence[
     out: dict[str, np.ndarray] = {}
     if not missing or model is None:
         return out
-    step = 512  # texts per encode() call (progress granularity); the ONNX backend packs them by token length
+    # Texts per encode() call (progress granularity); the ONNX backend packs them by token
+    # length. A distributed embedder (ingest/ray_embed.py) takes them all in one job.
+    step = len(missing) if getattr(model, "whole_batch", False) else 512
     with tqdm(total=len(missing), unit=unit, desc=f"embedding {unit}s", disable=not show_progress) as bar:
         for b in range(0, len(missing), step):
             part = missing[b:b + step]

@@ -140,7 +140,8 @@ class OnnxEmbedder:
     """Same interface and (fp32) the same vectors as SentenceTransformerEmbedder, from ONNX
     Runtime. Batches are packed by token length; batch encoding uses every core."""
 
-    def __init__(self, name: str, *, quantized: bool, cache_dir: Path, max_tokens: int = 256) -> None:
+    def __init__(self, name: str, *, quantized: bool, cache_dir: Path, max_tokens: int = 256,
+                 threads: int | None = None) -> None:
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
@@ -164,7 +165,7 @@ class OnnxEmbedder:
             opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
             return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 
-        self._batch = session(os.cpu_count() or 1)
+        self._batch = session(threads or os.cpu_count() or 1)  # threads=1 in a Ray worker
         self._query = session(1)  # a query or two: no thread hand-off, steady on a busy machine
         out = self._query.run(None, self._feed([[101, 102]]))[0]
         self.dim = int(out.shape[1])
