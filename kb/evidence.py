@@ -388,6 +388,7 @@ class KeyTerm:
     ids: frozenset[str]  # ... or the sentence is about one of these concepts (synonyms count)
     weight: float  # IDF of its rarest stem in the corpus
     name: str = ""  # the vocabulary concept's label, when it names one
+    absent: bool = False  # no chunk of the corpus contains it (and no synonym stands for it)
 
     @property
     def label(self) -> str:
@@ -485,7 +486,7 @@ def needs_for(base: "KnowledgeBase", text: str, filters: Filters | None = None,
             if x in qwords or x in named:
                 continue
             named.add(x)
-            keys.append(KeyTerm(w.group(0), frozenset({x}), frozenset(), view.idf(x)))
+            keys.append(KeyTerm(w.group(0), frozenset({x}), frozenset(), view.idf(x), absent=view.df(x) == 0))
     kind = answer_type(text)
     if not kind and (a.comparative or re.search(r"\d", text)) and \
             any(vocab.concepts[c].kind == "outcome" for c in a.concepts):
@@ -702,6 +703,11 @@ def coverage(needs: Needs, chosen: Sequence[Candidate], settings: ScoringSetting
             missing = [k.label for k in needs.key_terms
                        if not any(key_coverage(c.ann, [k], 1.0) > 0 for c in chosen)]
             return f"no passage {subject}covers " + (", ".join(dict.fromkeys(missing)) or "its key terms")
+    # A word of the question that no passage of the corpus contains at all ("bariatric",
+    # "cost") can only be answered through a paraphrase: the meaning must then be close.
+    absent = [k for k in needs.key_terms if k.absent]
+    if absent and max(c.signals.dense for c in chosen) < settings.absent_term_dense:
+        return f"no passage {subject}covers " + ", ".join(dict.fromkeys(k.label for k in absent))
     if best.score < settings.min_score:
         if needs.key_terms:
             weakest = sorted(needs.key_terms, key=lambda k: -k.weight)[0]

@@ -28,6 +28,7 @@ GRID: dict[str, tuple[Any, ...]] = {
     "min_score": (0.25, 0.3, 0.35, 0.4),
     "min_key_coverage": (0.2, 0.3, 0.4),
     "min_dense_alone": (0.35, 0.4, 0.5),
+    "absent_term_dense": (0.0, 0.5, 0.6),
     "require_answer_type": (True, False),
 }
 
