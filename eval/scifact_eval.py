@@ -214,7 +214,7 @@ def render_backends(res: SciFactResult) -> str:
         "a test claim plus random others (`eval.scifact.subset`), the same 300 test claims; nDCG is higher than "
         "on the full corpus, only the differences between backends carry over. "
         "Each backend's own index (built from scratch the first time, cached under "
-        "`.cache/eval/`; torch's seeded from the full torch index's vectors), queried with that backend's query vectors. The cosine columns compare each "
+        "`.cache/eval/`; torch's seeded from a cached full torch index's vectors when there is one), queried with that backend's query vectors. The cosine columns compare each "
         "chunk's vector with the torch index's vector of the same chunk id. Rule set from them "
         "(kb/config.EMBED_BACKENDS): backends whose vectors agree to a minimum cosine of 0.999 form one "
         "family and open each other's indexes; any other pair is refused with a message to re-ingest.",
