@@ -76,8 +76,8 @@ def run(n_chunks: int, n_questions: int) -> dict:
     base = open_kb(sf.INDEX_DIR)  # the eval's cached SciFact index (make eval builds it)
     key_model = embedding_id(settings.model_name, settings.embed_backend)
     known = {k: base.contents.vectors[i] for i, k in enumerate(base.contents.embed_keys)}
-    per_doc = len(base.contents.chunks) / len(base.contents.documents)
-    need = max(0, int((n_chunks - len(base.contents.chunks)) / per_doc))
+    # Filler abstracts give ~2.1 chunks each (measured: 80,300 chunks from 37,940); aim a little over.
+    need = max(0, int((n_chunks - len(base.contents.chunks)) / 2.0))
     pubmedqa = sf.BENCHMARKS_DIR / "pubmedqa" / "corpus.jsonl"
     texts = [d.text for d in data.documents]
     if pubmedqa.is_file():
