@@ -34,7 +34,10 @@ def _split_long(text: str, start: int, end: int, max_chars: int) -> list[Span]:
         cut = text.rfind(" ", start + 1, start + max_chars)
         if cut <= start:
             cut = start + max_chars
-        spans.append((start, cut))
+        b = cut
+        while b > start and text[b - 1].isspace():  # a run of spaces before the cut stays out
+            b -= 1
+        spans.append((start, b))
         start = cut
         while start < end and text[start].isspace():
             start += 1
