@@ -24,7 +24,7 @@ from kb.answer_text import REF_MARK, Sentence, normalise_space
 from kb.config import AnswerSettings
 from kb.evidence import (Candidate, Needs, Requirement, coverage, corpus_view, gather, join_or, needs_for,
                          score_candidates, term_pattern)
-from kb.query import Concept
+from kb.query import Concept, stems
 from kb.render import to_markdown
 from kb.types import (Answer, AnswerQuote, AnswerSection, AnswerSentence, Citation, ComparisonRow, DocMeta,
                       Filters, Query)
@@ -166,8 +166,7 @@ class _Builder:
         pattern = term_pattern(r.terms)
         if pattern is None:
             return True
-        chunks = self.base.contents.chunks
-        if any(pattern.search(chunks[i].text) for i in self.view.chunks_with_terms(r.terms)):
+        if self.view.mentions_any(r.terms):
             return True
         return r.kind == "name" and any(pattern.search(f"{d.title} {d.meta.publisher}")
                                         for d in self.base.contents.documents.values())
@@ -249,8 +248,6 @@ class _Builder:
         for intro in sent.intros:
             intro_text = doc[intro[0]:intro[1]]
             ids = self.vocab.concepts_in(intro_text)
-            from kb.query import stems
-
             intro_stems = set(stems(intro_text))
             if not any(k.stems <= intro_stems or (k.ids & ids) for k in keys):
                 continue

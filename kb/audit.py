@@ -22,7 +22,7 @@ from kb.audit_types import (NO_CLAIM, NOT_FOUND, NUMBERS_DIFFER, SUPPORTED_BY_CI
                             AuditCitation, AuditReport, AuditSentence, FigureCheck)
 from kb.config import AuditSettings
 from kb.answer_text import chunk_sentences
-from kb.evidence import Evidence, find_evidence, needs_for, term_pattern
+from kb.evidence import Evidence, find_evidence, needs_for, requirement_terms, term_pattern
 from kb.quantities import Quantity, comparable, consistent, quantities
 from kb.query import stems
 from kb.sentences import sentence_spans
@@ -162,12 +162,7 @@ def _entity_patterns(base: "KnowledgeBase", claim: str) -> list["re.Pattern[str]
     for r in needs_for(base, claim).requirements:
         if r.kind != "entity":
             continue
-        terms = list(r.terms)
-        for i in r.ids:
-            c = vocab.concepts.get(i)
-            if c is not None:
-                terms += [*c.terms, *c.library_terms]
-        pattern = term_pattern(terms)
+        pattern = term_pattern(requirement_terms(vocab, r))
         if pattern is not None:
             out.append(pattern)
     return out

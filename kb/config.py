@@ -52,11 +52,8 @@ class RetrievalSettings:
 @dataclass(frozen=True)
 class AnswerSettings:
     max_question_chars: int = 2_000
-    abstain_threshold: float = 0.3  # calibrated on the gold set (see docs/EVALUATION.md)
     max_sentences: int = 5  # quotes in a plain answer (a quote may hold adjacent sentences)
-    # Extractive answerer (kb/answer*.py); thresholds calibrated on eval/gold.yaml.
-    min_dense_score: float = 0.15  # best chunk cosine below this: off-topic, abstain
-    relative_floor: float = 0.55  # keep sentences scoring at least this x the best one
+    # Shape of an extractive answer (kb/answer.py); scoring and abstention are in ScoringSettings.
     per_source: int = 3  # quotes per document in a plain answer
     section_sentences: int = 3  # quotes per entity section of a comparison
     section_per_source: int = 2

@@ -31,7 +31,7 @@ import math
 import re
 import threading
 import weakref
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Iterable, Sequence
 
 import numpy as np
@@ -291,7 +291,11 @@ class CorpusView:
         return self.present[key]
 
     def _scan(self, concept: Concept) -> bool:
-        terms = [t for t in (*concept.terms, *concept.library_terms) if t.strip()]
+        return self.mentions_any([t for t in (*concept.terms, *concept.library_terms) if t.strip()])
+
+    def mentions_any(self, terms: Sequence[str]) -> bool:
+        """Does any passage contain one of `terms` as a phrase? BM25's postings narrow the chunks
+        first; the phrase is then confirmed in those chunks only."""
         pattern = term_pattern(terms)
         if pattern is None:
             return False
@@ -406,10 +410,6 @@ class Needs:
     requirements: tuple[Requirement, ...]
     answer_type: str
     key_terms: tuple[KeyTerm, ...]  # what the text asks about besides its required entities
-
-    @property
-    def key_weight(self) -> float:
-        return sum(k.weight for k in self.key_terms)
 
 
 # International Nonproprietary Name stems (WHO): a word ending in one names a drug even when no
@@ -549,6 +549,17 @@ def meets(view: CorpusView, ann: Annotated, req: Requirement, settings: ScoringS
     return document_mentions(view, ann.sent.source, req)
 
 
+def requirement_terms(vocab: Vocabulary, req: Requirement) -> list[str]:
+    """Every wording that meets a requirement: its literal names and its concepts' terms
+    (synonyms, brand names from the drug dictionary, members of a class)."""
+    terms = list(req.terms)
+    for i in req.ids:
+        c = vocab.concepts.get(i)
+        if c is not None:
+            terms += [*c.terms, *c.library_terms]
+    return terms
+
+
 def document_mentions(view: CorpusView, source: str, req: Requirement) -> bool:
     key = (source, req.kind, req.key, req.terms)
     hit = view.mentions.get(key)
@@ -559,12 +570,7 @@ def document_mentions(view: CorpusView, source: str, req: Requirement) -> bool:
 
 def _document_mentions(view: CorpusView, source: str, req: Requirement) -> bool:
     doc = view.base.document(source)
-    terms = list(req.terms)
-    for i in req.ids:
-        c = view.vocab.concepts.get(i)
-        if c is not None:
-            terms += [*c.terms, *c.library_terms]
-    pattern = term_pattern(terms)
+    pattern = term_pattern(requirement_terms(view.vocab, req))
     where = " ".join((doc.title, doc.meta.publisher))
     return bool(pattern and (pattern.search(doc.text) or pattern.search(where)))
 
@@ -656,12 +662,7 @@ def gather(base: "KnowledgeBase", needs: Needs, k: int, extra_queries: Iterable[
     for r in needs.requirements:
         if r.kind == "population":
             continue
-        terms = list(r.terms)
-        for i in r.ids:
-            c = vocab.concepts.get(i)
-            if c is not None:
-                terms += [*c.terms, *c.library_terms]
-        rows = view.chunks_with_terms(terms)
+        rows = view.chunks_with_terms(requirement_terms(vocab, r))
         rows = [i for i in rows if accepts(base, needs.query.filters, all_chunks[i])]
         if rows:
             sims = base.contents.vectors[rows] @ query_vec
@@ -766,7 +767,3 @@ def find_evidence(base: "KnowledgeBase", text: str, *, sources: Sequence[str] = 
                             coverage=round(c.signals.lexical, 4), dense=round(c.signals.dense, 4),
                             missing=c.unmet))
     return out
-
-
-def with_requirements(needs: Needs, keep: Iterable[Requirement]) -> Needs:
-    return replace(needs, requirements=tuple(keep))

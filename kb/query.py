@@ -114,7 +114,6 @@ class QuestionAnalysis:
     unknown_drugs: tuple[Concept, ...] = ()  # drugs the library knows and the vocabulary does not
     unknown_terms: tuple[str, ...] = ()  # acronym-like names no list knows ("APOL1", "IgA")
     attributes: tuple[str, ...] = ()  # attribute ids the question asks for
-    content_words: tuple[str, ...] = ()  # remaining topical words ("coffee", "bread")
     comparative: bool = False  # "X vs Y", "compare X and Y", "X or Y", "X and Y doses"
     section_entities: tuple[str, ...] = ()  # entities an answer gets one section each for
 
@@ -478,7 +477,6 @@ def analyse(question: str, vocab: Vocabulary) -> QuestionAnalysis:
             for m in re.finditer(r"(?<!\w)" + re.escape(t) + r"(?!\w)", question, re.IGNORECASE):
                 covered.append((m.start(), m.end()))
     unknown_terms: list[str] = []
-    content: list[str] = []
     letters = [ch for ch in question if ch.isalpha()]
     shouting = len(letters) > 8 and sum(ch.isupper() for ch in letters) > len(letters) / 2  # "WHAT IS..."
     for w in _WORD.finditer(question):
@@ -489,8 +487,6 @@ def analyse(question: str, vocab: Vocabulary) -> QuestionAnalysis:
         if _ACRONYM.match(token) and not shouting and (len(token) >= 3 or any(ch.isdigit() for ch in token)) \
                 and low not in vocab.question_words:
             unknown_terms.append(token)
-        elif low not in _STOP and low not in vocab.question_words and len(low) >= 3:
-            content.append(low)
     n_specific = len([e for e in entities if vocab.concepts[e].kind in SECTION_KINDS]) + len(unknown_drugs)
     comparative = n_specific >= 2 and (bool(_COMPARATIVE.search(question))
                                        or _listed(question, mentions, unknown_drugs, vocab))
@@ -498,7 +494,7 @@ def analyse(question: str, vocab: Vocabulary) -> QuestionAnalysis:
     return QuestionAnalysis(
         question=question, mentions=tuple(mentions), concepts=tuple(concepts), entities=tuple(entities),
         unknown_drugs=tuple(unknown_drugs), unknown_terms=tuple(dict.fromkeys(unknown_terms)),
-        attributes=tuple(vocab.asked_attributes(question, concepts)), content_words=tuple(dict.fromkeys(content)),
+        attributes=tuple(vocab.asked_attributes(question, concepts)),
         comparative=comparative, section_entities=tuple(sections))
 
 
