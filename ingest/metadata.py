@@ -170,7 +170,7 @@ def _addresses_patients(text: str) -> bool:
 
 _DOI_RE = re.compile(r"(?:\bdoi\s*:?\s*|https?://(?:dx\.)?doi\.org/)(10\.\d{4,9}/[^\s\"<>]+)", re.I)
 _PMID_RE = re.compile(r"\bPMID\s*:?\s*(\d{1,9})\b")
-# "Semin Nephrol. 2003 Mar;23(2):234-41" / "Kidney Int. 2019;95(4):123-130" / "N Engl J Med 2021; 384:..."
+# "Nephron. 2011 Jun;17(3):101-9" / "Kidney Int. 2019;95(4):123-130" / "N Engl J Med 2021; 384:..."
 _CITATION_LINE_RE = re.compile(
     r"^\s*(?P<journal>[A-Z][A-Za-z&.\- ]{2,80}?)\.?\s+(?P<year>(?:19|20)\d\d)(?:\s+[A-Z][a-z]{2}(?:\s+\d{1,2})?)?\s*;\s*"
     r"(?P<vol>\d+)(?:\s*\(\s*[\w\- ]+\s*\))?\s*:\s*[eS]?\d+", re.M)

@@ -1,5 +1,5 @@
 """The project's one number/unit parser: figures with their units, ranges and qualifiers
-("40-50%", "0.05-0.1 mg/kg/day", "more than 6 months", "5 mg/kg or less", "≥ 3.5 g/d"), and
+("30-45%", "0.2-0.4 mg/kg/day", "more than 8 weeks", "2 mg/kg or less", "≥ 3.5 g/d"), and
 whether a claimed figure is consistent with a source's.
 
 Offsets are absolute into the text passed, so `text[q.start:q.end] == q.text` always holds.
@@ -195,9 +195,9 @@ def _interval(q: Quantity, *, source: bool) -> tuple[float, float]:
 
 def consistent(claim: Quantity, source: Quantity) -> bool:
     """Does the source's figure allow the claimed one? Comparable units (durations and masses
-    converted), and the claim's range within the source's: "0.05-0.1 mg/kg/day" allows 0.1
-    mg/kg/day, "40-50%" does not allow 70%, "at least 12 months" allows 12 months but "12
-    months" does not allow "at least 12 months". A claimed "about X" is read as X."""
+    converted), and the claim's range within the source's: "0.2-0.4 mg/kg/day" allows 0.4
+    mg/kg/day, "30-45%" does not allow 60%, "at least 9 months" allows 9 months but "9
+    months" does not allow "at least 9 months". A claimed "about X" is read as X."""
     if not comparable(claim, source):
         return False
     c_lo, c_hi = _interval(claim, source=False)
