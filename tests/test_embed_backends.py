@@ -80,7 +80,7 @@ def test_export_is_checksummed_and_redone_when_corrupted(tmp_path: Path, monkeyp
         exports.append(dest)
         for name in embed_onnx.FILES.values():
             (dest / name).write_bytes(b"graph " + name.encode())
-        sums = {n: embed_onnx._sha256(dest / n) for n in embed_onnx.FILES.values()}
+        sums = {n: embed_onnx.file_sha256(dest / n) for n in embed_onnx.FILES.values()}
         (dest / embed_onnx.CHECKSUMS).write_text(json.dumps({"sha256": sums}))
 
     monkeypatch.setattr(embed_onnx, "_export", fake_export)
