@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass, replace
 
 from eval import scifact as sf
-from eval.report import fmt, markdown_table
+from eval.report import markdown_table
 from kb.config import RetrievalSettings
 
 logger = logging.getLogger(__name__)

@@ -6,23 +6,36 @@ from __future__ import annotations
 import re
 
 _PATTERNS = [
-    # share / comment / contact prompts
-    r"^share( link| this| on)?\b", r"\bleave a (message|comment|reply)\b", r"^print( this)?( page)?$",
-    r"hope the above information is helpful", r"\bcontact (an? )?online doctor\b",
-    r"^(follow us|subscribe|sign up|log ?in|sign in|back to top|skip to (main )?content)\b",
-    r"^have a follow-up question\??$", r"\bask any follow ?up question\b", r"^our medical a\.?i\.?\b",
+    # Each pattern names a kind of page furniture as sites in general word it, not one page's
+    # sentence; a block matching one is kept in the text but never indexed.
+    # share / print / account links
+    r"^share( link| this( page| article)?| on \w+)?$", r"^(print|email) (this )?(page|article)$", r"^print$",
+    r"^(follow us|subscribe|sign up|log ?in|sign in|register now|back to top|skip to (main )?content)\b",
+    # comment / contact / chat prompts
+    r"\b(leave|post|send|write) (us )?an? (message|comment|reply)\b",
+    r"^(have|got) (a|any|more|other|any other|any more) (follow[- ]?up |further )?questions?\??$",
+    r"\bask (an?|any|our) (follow[- ]?up )?questions?\b",
+    r"^(we |i )?hope (the above|this|that)( information| answer| article)? (is|was|will be) (helpful|useful)",
+    r"\b(contact|chat with|ask) (an? |our )?(online|live) (doctor|expert|specialist|chat)s?\b",
+    r"\bour (medical )?(a\.i\.|ai)\b",
     # personalisation
-    r"^personali[sz]e$", r"^help us tailor your experience$", r"^which best describes you\?",
-    # review status / editorial badges and bylines
-    r"^article review status$", r"^(submitted|under review|approved)$", r"view editorial policy",
-    r"^medical advisory board\s*all articles are reviewed", r"^educational purpose only\b",
-    r"^medically reviewed by$", r"^last updated:?\b", r"^(reviewed|updated|published) (on|by)\b",
+    r"^personali[sz]e( your (experience|content))?$", r"\b(tailor|personali[sz]e) (your|the) (experience|content)\b",
+    r"^which (option )?(best )?describes you\b",
+    # review status, editorial policy, bylines
+    r"^(article |page )?(review|publication|editorial) status$",
+    r"^(draft|submitted|under review|in review|approved)$",  # a workflow badge on a line of its own
+    r"\beditorial (policy|process|guidelines)\b",
+    r"all (of our )?(articles|content|pages) (is|are) (medically )?(reviewed|fact[- ]checked)\b",
+    r"\b(for )?(educational|informational) purposes? only\b",
+    r"^(medically |clinically )?(reviewed|fact[- ]checked)( by)?:?$",
+    r"^last (updated|reviewed|modified)\b", r"^(reviewed|updated|published) (on|by)\b",
     r"^[A-Z][\w'’ ]{0,60} medical advisory (board|committee)$",
     # disclaimers
-    r"\bdisclaimer\b", r"\bnot (intended )?(to be )?a substitute for\b", r"\bassumes no liability\b",
-    r"please seek professional medical advi[cs]e", r"this information is intended for healthcare professionals",
-    # journal page furniture
-    r"^full text:?\s*(pdf|html)?$", r"^there are currently no refbacks\.?$", r"^(cookie|privacy) (policy|settings)",
+    r"\bdisclaimer\b", r"\bnot (intended )?(to be )?a substitute for\b", r"\bassumes? no (liability|responsibility)\b",
+    r"\bseek professional (medical )?advi[cs]e\b",
+    r"\b(this|the) (information|content|site|page) is (intended|meant) (only )?for (healthcare|health care|medical) professionals\b",
+    # journal-platform furniture (e.g. Open Journal Systems' article pages)
+    r"^full text:?\s*(pdf|html)?$", r"^there are (currently )?no refbacks\.?$", r"^(cookie|privacy) (policy|settings)",
 ]
 _BOILERPLATE = re.compile("|".join(f"(?:{p})" for p in _PATTERNS), re.IGNORECASE)
 

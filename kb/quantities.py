@@ -39,7 +39,7 @@ _UNITS: tuple[tuple[str, str], ...] = (
     (r"(?:µg|ug|mcg)\s*/\s*[lL]\b", "ng/ml"),
     (r"ml\s*/\s*min(?:\s*/\s*1\.73\s*m(?:²|2))?", "ml/min"),
     (r"mm\s*Hg\b", "mmHg"),
-    (rf"g(?:\s*/\s*(?:day|d)\b|\s+(?:per|a|every|each)\s+day\b|\s+daily\b)", "g/day"),
+    (r"g(?:\s*/\s*(?:day|d)\b|\s+(?:per|a|every|each)\s+day\b|\s+daily\b)", "g/day"),
     (rf"mg{_PER_DAY}", "mg/day"),
     (r"mg\b", "mg"),
     (r"g\b", "g"),

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from ingest.boilerplate import is_boilerplate
 from ingest.chunking import chunk_document, embedding_text
 from ingest.sentences import sentence_spans
 from ingest.structure import BOILERPLATE, REFERENCE, classify
@@ -123,3 +125,23 @@ def test_windows_line_endings_keep_exact_offsets(tmp_path: Path) -> None:
     assert len(chunks) >= 8
     assert all(c.text == text[c.start:c.end] for c in chunks)
     assert any(c.section == "Plasma exchange" for c in chunks)
+
+
+@pytest.mark.parametrize("line", [
+    "Leave us a comment", "Got any other questions?", "We hope this article was helpful to you.",
+    "Chat with a live expert now", "Personalise your content", "Reviewed by:", "Print this page",
+    "For informational purposes only.", "This content is meant for medical professionals only.",
+    "Editorial status", "Under review", "Share on Facebook", "There are no refbacks.",
+])
+def test_furniture_kinds_match_wordings_no_bundled_page_uses(line: str) -> None:
+    # Made-up wordings of each kind of furniture: the patterns name kinds, not one page's text.
+    assert is_boilerplate(line)
+
+
+@pytest.mark.parametrize("line", [
+    "Ask your doctor before stopping prednisone.", "Tacrolimus was approved for transplant use.",
+    "Share of patients in complete remission: 40%.", "The review included 12 trials.",
+    "Contact your kidney doctor if your ankles swell.", "Last dose was given at week 24.",
+])
+def test_clinical_sentences_are_not_furniture(line: str) -> None:
+    assert not is_boilerplate(line)
