@@ -59,7 +59,7 @@ def is_boilerplate(block_text: str) -> bool:
     text = " ".join(block_text.split()).strip(" -•*")
     return bool(_BOILERPLATE.search(text) or _DATE_LINE.match(text) or is_journal_line(text))
 
-# "Semin Nephrol. 2003 Mar;23(2):234-41. doi: ..." under a PubMed page's title: furniture.
+# "Kidney J. 2011 Feb;48(3):201-9. doi: ..." under a PubMed page's title: furniture.
 _JOURNAL_LINE = re.compile(
     r"^[A-Z][\w .&]{1,60}\.\s+(19|20)\d\d\b[^.]{0,20};\s*\d+(\(\d+\))?:[\w\-–]+\.(\s*doi:\s*\S+)?$"
 )

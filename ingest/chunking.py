@@ -150,7 +150,7 @@ def chunk_document(doc: Document, settings: ChunkSettings) -> list[Chunk]:
 def embedding_text(doc: Document, chunk: Chunk) -> str:
     """What the embedding model and BM25 see: the chunk, prefixed by its document title and
     section when the chunk text does not already start with them (context for short list
-    items such as "Tacrolimus: 5-10 ng/ml")."""
+    items such as "Drug X: 4-8 ng/ml")."""
     parts = []
     for label in (doc.title, chunk.section):
         if label and label not in parts and not chunk.text.startswith(label):

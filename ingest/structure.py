@@ -15,7 +15,7 @@ CONTENT_KINDS = frozenset({HEADING, PARAGRAPH, LIST_ITEM})
 _MD_HEADING = re.compile(r"^\s{0,3}#{1,6}\s+\S")
 _LIST_ITEM = re.compile(r"^(\s*)(?:[-*•+▪◦‣·]|\d{1,3}[.)]|[a-z][.)])\s+\S")
 LIST_MARKER = re.compile(r"\s*(?:[-*•+▪◦‣·]|\d{1,3}[.)]|[a-z][.)])\s+")
-# A Vancouver/APA-style reference: "...Journal. 2012;51(7):759-62." or "... 2014;2014."
+# A Vancouver/APA-style reference: "...Journal. 2011;48(3):201-9." or "... 2014;2014."
 _CITATION = re.compile(r"\b(19|20)\d\d\s*[;:]\s*\w")
 _AUTHOR_START = re.compile(r"^[A-Z][A-Za-z'’\-]+(?: [A-Z][A-Za-z'’\-]+)* [A-Z]{1,3}[,.]")
 _MIN_REFERENCE_RUN = 3

@@ -80,7 +80,7 @@ def nearest_drug(vocab: Vocabulary, a: Annotated, fig: Figure, text: str) -> set
         start, end = s.start + m.start, s.start + m.end
         d = fig.start - end if end <= fig.start else (start - fig.end) + 1000
         if start >= fig.end and _OF_DRUG.fullmatch(text[fig.end:start]):
-            d = -1  # "2.4g of intravenous Cyclophosphamide": the figure is that drug's
+            d = -1  # "1.5g of intravenous Drugname": the figure is that drug's
         if best is None or d < best[0]:
             best = (d, m.concept)
     if best is not None:

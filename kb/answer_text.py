@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 
 from kb.types import Chunk, Span
 
-# A trailing footnote marker: "... renal survival. 1", "... in steroid-resistant cases 1."
+# A trailing footnote marker: "... kidney survival. 1", "... in adult cases 2."
 _FOOTNOTE = re.compile(r"(?<=[A-Za-z\)\].%'’])\s+\d{1,2}\.?$")
 # Words a trailing number belongs to ("stage 3", "type 2", "at least 12"): not a footnote.
 _NUMBER_WORDS = frozenset("""stage type grade class phase week day month year cycle
@@ -179,7 +179,7 @@ def numbers(s: str) -> list[str]:
 class Figure:
     start: int  # absolute offsets of the figure phrase in the document
     end: int
-    text: str  # verbatim phrase, e.g. "3-5 mg/kg/day", "5 mg/kg or less", "more than 6 months"
+    text: str  # verbatim phrase, e.g. "2-4 mg/kg/day", "8 mg/kg or less", "more than 9 months"
     values: tuple[float, ...]
     unit: str  # normalised by kb.quantities ("mg/kg/day", "%", "week", ...; "" when none)
     kind: str = ""  # kb.quantities kind: percent, dose, concentration, duration, count, ...

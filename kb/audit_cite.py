@@ -1,8 +1,8 @@
 """Citations as people write them, and which corpus documents they name.
 
-- numbered `[2]`, `[2,3]`, `[2-4]`: through the draft's own reference list ("2. Cattran DC.
+- numbered `[2]`, `[2,3]`, `[2-4]`: through the draft's own reference list ("2. Smith AB.
   Cyclosporine in ..."); without one they are unresolvable;
-- author-year `(Cattran 2003)`, `(Cattran et al., 2003)`, `Cattran (2003)`: through the
+- author-year `(Smith 2011)`, `(Smith et al., 2011)`, `Smith (2011)`: through the
   catalogue's authors and year, and through the reference lists parsed out of corpus documents
   (an entry's title that is a corpus document's title);
 - a DOI or a PMID: through the catalogue;
@@ -97,13 +97,13 @@ def normalise(s: str) -> str:
 
 
 def surname(author: str) -> str:
-    """ "Cattran DC" -> "cattran"; "Wee Leng Gan" -> "gan"; "Cattran, D. C." -> "cattran"."""
+    """ "Smith AB" -> "smith"; "Mei Ling Tan" -> "tan"; "Smith, A. B." -> "smith"."""
     author = author.strip()
     if "," in author:
         return normalise(author.split(",")[0])
     parts = author.split()
     if len(parts) >= 2 and re.fullmatch(r"[A-Z]{1,3}\.?|(?:[A-Z]\.){1,3}", parts[-1]):
-        return normalise(" ".join(parts[:-1]))  # "Cattran DC", "Van Der Berg AB"
+        return normalise(" ".join(parts[:-1]))  # "Smith AB", "Van Der Berg AB"
     return normalise(parts[-1]) if parts else ""
 
 
@@ -123,7 +123,7 @@ class Resolver:
 
     def by_title(self, title: str) -> list[str]:
         """Documents whose normalised title equals `title`'s, or is contained in it (an entry
-        "Cattran DC. Cyclosporine in the ... . Semin Nephrol. 2003") when at least 4 words long."""
+        "Smith AB. Drug X in the ... . Kidney J. 2011") when at least 4 words long."""
         t = normalise(title)
         if not t:
             return []
@@ -278,7 +278,7 @@ def find_citations(text: str, start: int, end: int, references: Sequence[DraftRe
                           status=_status(sources),
                           note="by PMID" if sources else f"no corpus document has PMID {m.group(1)}"))
     for m in NARRATIVE.finditer(text, start, end):
-        a = m.start("year") - 1  # only "(2003)" is the citation; the name stays in the sentence
+        a = m.start("year") - 1  # only "(2011)" is the citation; the name stays in the sentence
         if not free(a, m.end()):
             continue
         sources, how = resolver.by_author_year(m.group("name"), int(m.group("year")))
