@@ -239,7 +239,8 @@ def _fingerprint(settings: Settings, model_name: str) -> dict:
 
 def is_up_to_date(index_dir: Path, settings: Settings, hashes: dict[str, str | None]) -> bool:
     """True when the published index was built from exactly these files (`hashes`, from
-    input_hashes), catalogue and settings: decided from hashes alone, so `make run` starts fast."""
+    input_hashes), catalogue and settings, and its own files are intact: decided from hashes,
+    sizes and file times (store.verify_files_quick), so `make run` starts fast."""
     try:
         manifest = store.read_manifest(Path(index_dir).resolve())
     except KBError:
@@ -252,8 +253,8 @@ def is_up_to_date(index_dir: Path, settings: Settings, hashes: dict[str, str | N
         return False
     try:  # a deleted or damaged data file makes the index stale, so `make ingest` repairs it
         store.verify_files_quick(Path(index_dir).resolve(), manifest)
-    except KBError as e:
-        logger.warning("%s: rebuilding it", e)
+    except (KBError, OSError) as e:
+        logger.warning("the published index is damaged, so it is rebuilt: %s", e)
         return False
     return True
 
@@ -268,7 +269,7 @@ def _previous_vectors(index_dir: Path, model_name: str,
         known, problems = store.read_vectors(index_dir, model_name)
         for problem in problems:
             logger.warning("previous index's vectors partly not reused: %s", problem)
-    except (KBError, OSError, ValueError) as e:
+    except (KBError, OSError, ValueError, KeyError, TypeError) as e:  # damaged in any way: not reused
         if Path(index_dir).exists():
             logger.warning("previous index not reused (%s); its chunks will be embedded", e)
     if staging is not None:

@@ -330,7 +330,11 @@ def verify_files_quick(index_dir: Path, manifest: dict[str, Any]) -> None:
         written = (index_dir / MANIFEST).stat().st_mtime_ns
     except OSError:
         written = 0
-    for rel, meta in manifest["files"].items():
+    files = manifest["files"]
+    if not isinstance(files, dict) or not all(isinstance(m, dict) for m in files.values()):
+        raise IndexFormatError(f"index at {index_dir} is unusable: {MANIFEST} lists its files wrongly "
+                               "(rebuild with `make ingest`)")
+    for rel, meta in files.items():
         p = index_dir / rel
         try:
             st = p.stat()

@@ -65,6 +65,20 @@ def test_damaged_index_file_is_rebuilt_by_a_plain_ingest(fake_settings, fake_emb
     assert ingest(fake_settings, fake_embedder).up_to_date  # and now it is up to date again
 
 
+def test_cli_rebuilds_a_damaged_index_without_force(fake_settings, fake_embedder, monkeypatch, capsys) -> None:
+    from ingest.__main__ import main
+
+    ingest(fake_settings, fake_embedder)
+    (fake_settings.index_dir / "bm25").rename(fake_settings.index_dir / "bm25-moved")
+    monkeypatch.setattr(build_mod, "load_embedder", lambda name=None, backend=None: fake_embedder)
+    monkeypatch.setattr("ingest.build.get_settings", lambda: fake_settings)
+    args = ["--corpus", str(fake_settings.corpus_dir), "--index", str(fake_settings.index_dir), "--quiet"]
+    assert main(args) == 0
+    assert capsys.readouterr().out.startswith("Indexed 5 documents")  # not "Index is up to date"
+    open_kb(fake_settings.index_dir, embedder=fake_embedder, settings=fake_settings)
+    assert main(args) == 0 and capsys.readouterr().out.startswith("Index is up to date")
+
+
 def test_corruption_that_keeps_size_and_mtime_is_still_found(fake_settings, fake_embedder) -> None:
     ingest(fake_settings, fake_embedder)
     path = (fake_settings.index_dir / "chunks.jsonl").resolve()
