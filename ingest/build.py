@@ -279,7 +279,7 @@ def _previous_vectors(index_dir: Path, model_name: str,
 
 def _embed_missing(model: Embedder | None, texts: Sequence[str], keys: Sequence[str],
                    known: dict[str, np.ndarray], unit: str, show_progress: bool,
-                   staging: StagingCache | None = None, step: int = 512) -> dict[str, np.ndarray]:
+                   staging: StagingCache | None, step: int) -> dict[str, np.ndarray]:
     """Vectors of the texts whose key has none yet, encoded in order of length (batches of
     similar length waste less padding). Each finished batch of `step` texts is staged, so a
     killed build loses at most one batch."""

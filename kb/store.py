@@ -1,7 +1,8 @@
 """The index on disk: one folder of plain files, no pickle anywhere.
 
     manifest.json     format version, embedding model + dimension, chunking settings, per-source
-                      content hashes, counts, build time, FAISS type, sha256 of every other file
+                      content hashes, counts, build time, FAISS type, sha256, size and write
+                      times of every other file
     documents.jsonl   one document per line: catalogue metadata + the full text offsets refer to
     chunks.jsonl      one chunk per line (offsets, section, page, sentence spans, embedding key)
     vectors.npy       float32 (chunks x dim), L2-normalised, row i = chunk i (allow_pickle=False)
