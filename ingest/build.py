@@ -18,6 +18,7 @@ from tqdm import tqdm
 from ingest.abbreviations import mine as mine_abbreviations
 from ingest.catalogue import read_catalogue
 from ingest.chunking import chunk_blocks, embedding_text, sentence_embedding_texts
+from ingest.embed_cache import StagingCache
 from ingest.loaders import LoadedText, human_size, load_bytes, load_file
 from ingest.metadata import infer_meta
 from ingest.references import parse_references
@@ -238,7 +239,8 @@ def _fingerprint(settings: Settings, model_name: str) -> dict:
 
 def is_up_to_date(index_dir: Path, settings: Settings, hashes: dict[str, str | None]) -> bool:
     """True when the published index was built from exactly these files (`hashes`, from
-    input_hashes), catalogue and settings: decided from hashes alone, so `make run` starts fast."""
+    input_hashes), catalogue and settings, and its own files are intact: decided from hashes,
+    sizes and file times (store.verify_files_quick), so `make run` starts fast."""
     try:
         manifest = store.read_manifest(Path(index_dir).resolve())
     except KBError:
@@ -247,42 +249,56 @@ def is_up_to_date(index_dir: Path, settings: Settings, hashes: dict[str, str | N
         return False
     if manifest.get("catalogue_sha256", "") != _catalogue_hash(settings):
         return False
-    return hashes == manifest.get("input_files", {})
+    if hashes != manifest.get("input_files", {}):
+        return False
+    try:  # a deleted or damaged data file makes the index stale, so `make ingest` repairs it
+        store.verify_files_quick(Path(index_dir).resolve(), manifest)
+    except (KBError, OSError) as e:
+        logger.warning("the published index is damaged, so it is rebuilt: %s", e)
+        return False
+    return True
 
 
-def _previous_vectors(index_dir: Path, model_name: str) -> dict[str, np.ndarray]:
-    """embed_key -> vector from the currently published index, if it is usable (keys name the
-    vector family, so vectors of another family are never reused)."""
+def _previous_vectors(index_dir: Path, model_name: str,
+                      staging: StagingCache | None = None) -> dict[str, np.ndarray]:
+    """embed_key -> vector from the currently published index, as far as its vector files are
+    intact (a damaged index being repaired), and from what an interrupted build staged (keys
+    name the vector family, so vectors of another family are never reused)."""
+    known: dict[str, np.ndarray] = {}
     try:
-        old = store.read_index(index_dir, expected_model=model_name)
-    except KBError as e:
+        known, problems = store.read_vectors(index_dir, model_name)
+        for problem in problems:
+            logger.warning("previous index's vectors partly not reused: %s", problem)
+    except (KBError, OSError, ValueError, KeyError, TypeError) as e:  # damaged in any way: not reused
         if Path(index_dir).exists():
-            logger.warning("previous index not reused (%s); all chunks will be embedded", e)
-        return {}
-    known = {k: old.vectors[i] for i, k in enumerate(old.embed_keys) if k}
-    known.update((k, np.asarray(old.sentence_vectors[i], dtype=np.float32))
-                 for i, k in enumerate(old.sentence_keys) if k)
+            logger.warning("previous index not reused (%s); its chunks will be embedded", e)
+    if staging is not None:
+        known.update(staging.load())  # exact float32 vectors: preferred to the index's float16 copies
     return known
 
 
 def _embed_missing(model: Embedder | None, texts: Sequence[str], keys: Sequence[str],
-                   known: dict[str, np.ndarray], unit: str, show_progress: bool) -> dict[str, np.ndarray]:
+                   known: dict[str, np.ndarray], unit: str, show_progress: bool,
+                   staging: StagingCache | None, step: int) -> dict[str, np.ndarray]:
     """Vectors of the texts whose key has none yet, encoded in order of length (batches of
-    similar length waste less padding)."""
+    similar length waste less padding). Each finished batch of `step` texts is staged, so a
+    killed build loses at most one batch."""
     missing = sorted({k: i for i, k in enumerate(keys) if k not in known}.items(),
                      key=lambda kv: (len(texts[kv[1]]), kv[1]))
     out: dict[str, np.ndarray] = {}
     if not missing or model is None:
         return out
-    # Texts per encode() call (progress granularity); the ONNX backend packs them by token
-    # length. A distributed embedder (ingest/ray_embed.py) takes them all in one job.
-    step = len(missing) if getattr(model, "whole_batch", False) else 512
+    # Texts per encode() call (Settings.embed_batch_texts). A distributed embedder
+    # (ingest/ray_embed.py) takes them all in one job, staged once when it ends.
+    step = len(missing) if getattr(model, "whole_batch", False) else max(1, step)
     with tqdm(total=len(missing), unit=unit, desc=f"embedding {unit}s", disable=not show_progress) as bar:
         for b in range(0, len(missing), step):
             part = missing[b:b + step]
             vecs = model.encode([texts[i] for _, i in part], batch_size=64)
             for (k, _), v in zip(part, vecs):
                 out[k] = v
+            if staging is not None:
+                staging.add([k for k, _ in part], np.asarray(vecs))
             bar.update(len(part))
     return out
 
@@ -345,7 +361,8 @@ def build_index(
     key_model = embedding_id(model_name, backend)  # the model, + the vector family if not fp32
     keys = [embed_key(key_model, t) for t in texts]
     sentence_keys = [[embed_key(key_model, t) for t in ts] for ts in sentence_texts]
-    known = _previous_vectors(index_dir, model_name)
+    staging = StagingCache.for_index(index_dir, key_model)  # what a killed build had embedded
+    known = _previous_vectors(index_dir, model_name, staging)
     flat_sentence_texts = [t for ts in sentence_texts for t in ts]
     flat_sentence_keys = [k for ks in sentence_keys for k in ks]
     model: Embedder | None = None
@@ -360,9 +377,10 @@ def build_index(
             raise KBError(f"embedder backend {given!r} does not give the vectors of the configured "
                           f"backend {backend!r} (FSGS_KB_EMBED_BACKEND)")
     dim = model.dim if model is not None else len(next(iter(known.values())))
-    new_vectors = _embed_missing(model, texts, keys, known, "chunk", show_progress)
+    step = settings.embed_batch_texts
+    new_vectors = _embed_missing(model, texts, keys, known, "chunk", show_progress, staging, step)
     new_vectors.update(_embed_missing(model, flat_sentence_texts, flat_sentence_keys, {**known, **new_vectors},
-                                      "sentence", show_progress))
+                                      "sentence", show_progress, staging, step))
     vectors = np.zeros((len(chunks), dim), dtype=np.float32)
     for i, k in enumerate(keys):
         vectors[i] = new_vectors[k] if k in new_vectors else known[k]
@@ -403,6 +421,7 @@ def build_index(
     except BaseException:
         store.discard(build_dir)  # the published index is untouched
         raise
+    staging.clear()  # everything staged is in the published index now (or no longer needed)
     report = IngestReport(
         index_path=str(index_dir), documents=len(documents), chunks=len(chunks),
         references=len(references), embedded=sum(1 for k in keys if k in new_vectors), reused=reused,

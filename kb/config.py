@@ -166,6 +166,9 @@ class Settings:
     scoring: ScoringSettings = field(default_factory=ScoringSettings)
     vocabulary_path: Path = field(default_factory=lambda: REPO_ROOT / "kb" / "vocabulary.yaml")
     audit: AuditSettings = field(default_factory=AuditSettings)
+    # Texts per encode() call, each staged (ingest/embed_cache.py) when done: the progress bar's
+    # step and the most a killed ingest loses; the ONNX backend packs them by token length.
+    embed_batch_texts: int = 512
     llm: LLMSettings = field(
         default_factory=lambda: LLMSettings(
             model=os.environ.get("FSGS_KB_LLM", ""),

@@ -1,7 +1,8 @@
 """The index on disk: one folder of plain files, no pickle anywhere.
 
     manifest.json     format version, embedding model + dimension, chunking settings, per-source
-                      content hashes, counts, build time, FAISS type, sha256 of every other file
+                      content hashes, counts, build time, FAISS type, sha256, size and write
+                      times of every other file
     documents.jsonl   one document per line: catalogue metadata + the full text offsets refer to
     chunks.jsonl      one chunk per line (offsets, section, page, sentence spans, embedding key)
     vectors.npy       float32 (chunks x dim), L2-normalised, row i = chunk i (allow_pickle=False)
@@ -213,7 +214,9 @@ def write_index(
     for p in sorted(dest.rglob("*")):
         if p.is_file() and p.name != MANIFEST:
             rel = p.relative_to(dest).as_posix()
-            files[rel] = {"sha256": file_sha256(p), "bytes": p.stat().st_size}
+            st = p.stat()  # its times let the up-to-date check skip hashing (verify_files_quick)
+            files[rel] = {"sha256": file_sha256(p), "bytes": st.st_size,
+                          "mtime_ns": st.st_mtime_ns, "ctime_ns": st.st_ctime_ns}
     full = {
         **manifest,
         "format_version": INDEX_FORMAT_VERSION,
@@ -313,6 +316,82 @@ def verify_files(index_dir: Path, manifest: dict[str, Any]) -> None:
         if p.stat().st_size != meta.get("bytes") or file_sha256(p) != meta.get("sha256"):
             raise IndexFormatError(f"index at {index_dir} is unusable: file {rel} is corrupted "
                                    "(checksum differs from the manifest; rebuild with `make ingest`)")
+
+
+def verify_files_quick(index_dir: Path, manifest: dict[str, Any]) -> None:
+    """verify_files for `make ingest`'s up-to-date check, without reading gigabytes each time.
+
+    A file is taken as intact without hashing when its size, mtime and ctime are those recorded
+    at write time and it was last changed before the manifest was written; any other file is
+    hashed. Any write to a file moves its ctime, which (unlike mtime) cannot be set back, and a
+    copy gets new times, so this misses only damage below the file system (bit rot); opening
+    the index hashes every file. The "before the manifest" rule is git's "racy clean" rule:
+    a change within the same clock tick as the recorded write would keep the times."""
+    try:
+        written = (index_dir / MANIFEST).stat().st_mtime_ns
+    except OSError:
+        written = 0
+    files = manifest["files"]
+    if not isinstance(files, dict) or not all(isinstance(m, dict) for m in files.values()):
+        raise IndexFormatError(f"index at {index_dir} is unusable: {MANIFEST} lists its files wrongly "
+                               "(rebuild with `make ingest`)")
+    for rel, meta in files.items():
+        p = index_dir / rel
+        try:
+            st = p.stat()
+        except OSError:
+            st = None
+        if st is None or not p.is_file():
+            raise IndexFormatError(f"index at {index_dir} is unusable: file {rel} is missing "
+                                   "(rebuild with `make ingest`)")
+        unchanged = (st.st_size, st.st_mtime_ns, st.st_ctime_ns) == \
+            (meta.get("bytes"), meta.get("mtime_ns"), meta.get("ctime_ns")) and st.st_ctime_ns < written
+        if unchanged:
+            continue
+        if st.st_size != meta.get("bytes") or file_sha256(p) != meta.get("sha256"):
+            raise IndexFormatError(f"index at {index_dir} is unusable: file {rel} is corrupted "
+                                   "(checksum differs from the manifest; rebuild with `make ingest`)")
+
+
+def _verified(index_dir: Path, manifest: dict[str, Any], rel: str) -> Path:
+    """Path of one listed file whose checksum matches the manifest, else IndexFormatError."""
+    meta = manifest["files"].get(rel)
+    p = index_dir / rel
+    if meta is None or not p.is_file() or p.stat().st_size != meta.get("bytes") \
+            or file_sha256(p) != meta.get("sha256"):
+        raise IndexFormatError(f"index at {index_dir}: file {rel} is missing or corrupted")
+    return p
+
+
+def read_vectors(index_dir: Path, expected_model: str) -> tuple[dict[str, np.ndarray], list[str]]:
+    """(embedding key -> vector, problems) of an index whose vectors may be reused by a rebuild:
+    unlike read_index, only the files it reads are checked, and each part (chunk vectors,
+    sentence vectors) is taken if its own files are intact, so a build repairing an index with
+    one damaged file re-embeds only what that file held."""
+    resolved = Path(index_dir).resolve()
+    manifest = read_manifest(resolved)
+    model = manifest["embedding"].get("model")
+    if model != expected_model:
+        raise ModelMismatchError(f"index at {index_dir} was built with embedding model {model!r}, "
+                                 f"not {expected_model!r}")
+    dim = int(manifest["embedding"]["dim"])
+    rows = _read_jsonl(_verified(resolved, manifest, CHUNKS))
+    keys = [str(r.get("embed_key") or "") for r in rows]
+    sentence_keys = [str(k) for r in rows for k in (r.get("sentence_keys") or [])]
+    known: dict[str, np.ndarray] = {}
+    problems: list[str] = []
+    for rel, wanted, dtype in ((SENTENCE_VECTORS, sentence_keys, np.float32), (VECTORS, keys, None)):
+        try:
+            vectors = np.load(_verified(resolved, manifest, rel), allow_pickle=False)
+        except (OSError, ValueError, IndexFormatError) as e:
+            problems.append(str(e))
+            continue
+        if vectors.shape != (len(wanted), dim):
+            problems.append(f"{rel} holds {vectors.shape}, not ({len(wanted)}, {dim})")
+            continue
+        vectors = vectors if dtype is None else vectors.astype(dtype)
+        known.update((k, vectors[i]) for i, k in enumerate(wanted) if k)
+    return known, problems
 
 
 def read_index(index_dir: Path, expected_model: str | None = None) -> IndexContents:
