@@ -18,6 +18,10 @@ from tqdm import tqdm
 from ingest.abbreviations import mine as mine_abbreviations
 from ingest.catalogue import read_catalogue
 from ingest.chunking import chunk_blocks, embedding_text, sentence_embedding_texts
+# Which files are read (never a FIFO, a link out of the corpus, a name that is not UTF-8) is
+# decided there; SkippedFile, corpus_files and input_hashes are re-exported from here.
+from ingest.corpus_files import (SkippedFile, corpus_files, file_hash as _file_hash,  # noqa: F401
+                                 indexed_hashes, input_hashes, keep_order, scan_corpus, source_key)
 from ingest.embed_cache import StagingCache
 from ingest.loaders import LoadedText, human_size, load_bytes, load_file
 from ingest.metadata import infer_meta
@@ -32,12 +36,6 @@ from kb.types import Chunk, DocMeta, Document, Reference, Span
 logger = logging.getLogger(__name__)
 
 EmbedderFactory = Callable[[], Embedder]
-
-
-@dataclass(frozen=True)
-class SkippedFile:
-    source: str
-    reason: str
 
 
 @dataclass(frozen=True)
@@ -147,62 +145,46 @@ def make_document(source: str, loaded: LoadedText, content_hash: str,
     )
 
 
-def corpus_files(corpus_dir: Path, settings: Settings) -> list[Path]:
-    """Every file under corpus/ except the catalogue and hidden files, in a stable order."""
-    out = []
-    for p in sorted(corpus_dir.rglob("*")):
-        rel = p.relative_to(corpus_dir)
-        if any(part.startswith(".") for part in rel.parts):
-            continue
-        if p.is_dir() or p.resolve() == settings.catalogue_path.resolve():
-            continue
-        out.append(p)
-    return out
-
-
-def _file_hash(path: Path) -> str | None:
-    """sha256 of a source file; None if it cannot be read (the loader says why)."""
-    try:
-        return store.file_sha256(path)
-    except OSError:
-        return None
-
-
-def input_hashes(corpus_dir: Path, settings: Settings) -> dict[str, str | None]:
-    """{source: sha256} of every corpus file (None if unreadable), read once per ingest run."""
-    return {p.relative_to(corpus_dir).as_posix(): _file_hash(p) for p in corpus_files(corpus_dir, settings)}
-
-
 def _catalogue_hash(settings: Settings) -> str:
     cat = settings.catalogue_path
     return (_file_hash(cat) or "") if cat.exists() else ""
 
 
-def load_corpus(corpus_dir: Path, settings: Settings,
-                hashes: dict[str, str | None] | None = None) -> tuple[list[Document], list[SkippedFile], list[str]]:
+def load_corpus(corpus_dir: Path, settings: Settings, hashes: dict[str, str | None] | None = None,
+                index_dir: Path | None = None) -> tuple[list[Document], list[SkippedFile], list[str]]:
     """Load every source; a bad file is reported and skipped, never fatal to the others.
-    `hashes` (from input_hashes) avoids reading each file a second time to hash it."""
-    hashes = input_hashes(corpus_dir, settings) if hashes is None else hashes
+    `hashes` (from input_hashes) avoids reading each file a second time to hash it. Of files
+    with the same content the catalogued one is kept, else the one the index at `index_dir`
+    (default: settings.index_dir) holds, else the oldest (corpus_files.keep_order)."""
+    scan = scan_corpus(corpus_dir, settings)
+    hashes = input_hashes(corpus_dir, settings, scan) if hashes is None else hashes
     catalogue = read_catalogue(settings.catalogue_path)
     docs: list[Document] = []
-    skipped: list[SkippedFile] = []
+    skipped: list[SkippedFile] = list(scan.skipped)
     warnings: list[str] = []
     by_hash: dict[str, str] = {}
-    for path in corpus_files(corpus_dir, settings):
-        source = path.relative_to(corpus_dir).as_posix()
+    loaded_files: dict[str, tuple[list[LoadedText], str]] = {}
+    previous = indexed_hashes(Path(index_dir or settings.index_dir))
+    for f in keep_order(scan.files, hashes, catalogue, previous):  # the copy to keep comes first
         try:
-            loaded = load_file(path, settings.max_file_bytes)
-            content_hash = hashes.get(source) or _file_hash(path) or ""
+            loaded = load_file(f.path, settings.max_file_bytes)
+            content_hash = hashes.get(f.source) or _file_hash(f.path) or ""
         except SourceError as e:  # includes UnsupportedFormatError
-            skipped.append(SkippedFile(source, e.reason))
-            logger.warning("skipped %s: %s", source, e.reason)
+            skipped.append(SkippedFile(f.source, e.reason))
             continue
         if content_hash in by_hash:
-            reason = f"duplicate of {by_hash[content_hash]} (same content)"
-            skipped.append(SkippedFile(source, reason))
-            logger.warning("skipped %s: %s", source, reason)
+            skipped.append(SkippedFile(f.source, f"duplicate of {by_hash[content_hash]} (same content)"))
             continue
-        by_hash[content_hash] = source
+        by_hash[content_hash] = f.source
+        loaded_files[f.source] = (loaded, content_hash)
+    skipped.sort(key=lambda s: source_key(s.source))
+    for s in skipped:
+        logger.warning("skipped %s: %s", s.source, s.reason)
+    for f in scan.files:  # documents in corpus order
+        if f.source not in loaded_files:
+            continue
+        loaded, content_hash = loaded_files[f.source]
+        source = f.source
         for item in loaded:
             part_source = f"{source}#{item.part}" if item.part and len(loaded) > 1 else source
             docs.append(make_document(part_source, item, content_hash, catalogue))
@@ -211,7 +193,7 @@ def load_corpus(corpus_dir: Path, settings: Settings,
 
 
 _PIPELINE_MODULES = ("loaders", "structure", "boilerplate", "sentences", "chunking", "references", "abbreviations",
-                     "build", "metadata", "../kb/evidence_types")
+                     "build", "corpus_files", "metadata", "../kb/evidence_types")
 
 
 def pipeline_hash() -> str:
@@ -459,7 +441,7 @@ def ingest_corpus(
             embedded=0, reused=manifest["counts"]["chunks"],
             skipped=tuple(SkippedFile(s["source"], s["reason"]) for s in manifest.get("skipped", [])),
             seconds=time.perf_counter() - started, up_to_date=True)
-    docs, skipped, warnings = load_corpus(corpus_dir, settings, hashes)
+    docs, skipped, warnings = load_corpus(corpus_dir, settings, hashes, index_dir)
     extra = {"catalogue_sha256": _catalogue_hash(settings), "input_files": hashes}
     return build_index(docs, index_dir, embedder=embedder, settings=settings, skipped=skipped,
                        warnings=warnings, extra_manifest=extra, show_progress=show_progress,
@@ -495,9 +477,9 @@ def add_file(
                                 f"{human_size(settings.max_file_bytes)} limit")
     load_bytes(safe, data)  # raises SourceError for unsupported/empty/binary/corrupt input
     digest = _sha256(data)
-    for existing in corpus_files(corpus_dir, settings):
-        if _file_hash(existing) == digest:
-            raise SourceError(safe, f"duplicate of {existing.relative_to(corpus_dir).as_posix()} (same content)")
+    for existing, existing_hash in input_hashes(corpus_dir, settings).items():  # the file already there is kept
+        if existing_hash == digest:
+            raise SourceError(safe, f"duplicate of {existing} (same content)")
     target = corpus_dir / safe
     stem, suffix, n = target.stem, target.suffix, 1
     while target.exists():

@@ -21,6 +21,8 @@ def read_catalogue(path: Path) -> dict[str, DocMeta]:
     if not path.exists():
         logger.info("no catalogue at %s; titles will be derived from the documents", path)
         return {}
+    if not path.is_file():  # a named pipe would block the read forever
+        raise KBError(f"catalogue {path} cannot be read: not a regular file")
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:

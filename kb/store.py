@@ -20,11 +20,13 @@ link atomically, so a reader sees the old index or the new one, never half of ei
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import logging
 import os
 import shutil
+import stat
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -129,9 +131,13 @@ def manifest_checksum(manifest: dict[str, Any]) -> str:
 
 
 def file_sha256(path: Path) -> str:
-    """sha256 of a file, streamed in 1 MiB blocks (bounded memory)."""
+    """sha256 of a regular file, streamed in 1 MiB blocks (bounded memory). Opened without
+    blocking and checked before the first read: a named pipe or device raises OSError instead
+    of hanging (O_NONBLOCK does not change reads of a regular file)."""
     h = hashlib.sha256()
-    with open(path, "rb") as f:
+    with open(os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)), "rb") as f:
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", str(path))
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
