@@ -8,12 +8,17 @@ import json
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from kb.errors import KBError
 from kb.types import Answer
 
+if TYPE_CHECKING:
+    from kb.api import KnowledgeBase
+    from kb.embed import Embedder
 
-def _hook_embedder():  # type: ignore[no-untyped-def]
+
+def _hook_embedder() -> "Embedder | None":
     """The embedder the FSGS_KB_EMBEDDER hook names (Settings.embedder_factory, a test hook the
     UI honours too), or None: then the model the index records is loaded."""
     import importlib
@@ -110,7 +115,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "audit":
         return _audit(base, draft, args)
     if args.command == "search":
-        for hit in base.search(args.query, k=args.k):
+        hits = base.search(args.query, k=args.k)
+        if not hits:
+            from kb.question_input import clean_question, has_words
+
+            why = "" if has_words(clean_question(args.query)) else " (the query has no letters or digits)"
+            print(f"kb: no passages found{why}", file=sys.stderr)
+        for hit in hits:
             c = hit.chunk
             print(f"{hit.rank}. {hit.score:.4f} {c.source} [{c.start}:{c.end}] {c.section}")
             print("   " + " ".join(c.text.split())[:300])
@@ -118,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     return _ask_all(base, args.questions, as_json=args.json)
 
 
-def _ask_all(base, questions: list[str], *, as_json: bool) -> int:  # type: ignore[no-untyped-def]
+def _ask_all(base: "KnowledgeBase", questions: list[str], *, as_json: bool) -> int:
     """Answer each question in turn. One that fails is reported on stderr (and, with --json,
     as an object with "error") and the later ones are still answered; 1 if any failed."""
     from kb.question_input import clean_question
@@ -129,7 +140,6 @@ def _ask_all(base, questions: list[str], *, as_json: bool) -> int:  # type: igno
             answer = base.ask(q)
         except Exception as e:  # noqa: BLE001 - one question must not cost the others their answers
             failed += 1
-            logging.getLogger("kb").debug("question %d failed", i, exc_info=True)
             # stderr escapes what it cannot encode; the question is shown as it was given
             print(f"kb: question {i} ({q!r}) failed: {type(e).__name__}: {e}", file=sys.stderr, flush=True)
             answer = Answer(question=clean_question(q), text="", error=clean_question(f"{type(e).__name__}: {e}"))
