@@ -99,7 +99,9 @@ def main(argv: list[str] | None = None) -> int:
 
         limit = get_settings().audit.max_draft_chars
         try:
-            draft = check_draft("stdin", sys.stdin.read(), limit) if args.file == "-" else \
+            # stdin as bytes: an invalid byte becomes U+FFFD, as in a question, not a crash
+            draft = check_draft("stdin", sys.stdin.buffer.read().decode("utf-8", "replace"), limit) \
+                if args.file == "-" else \
                 read_draft(args.file, Path(args.file).read_bytes(), limit)
         except OSError as e:
             print(f"kb: {args.file}: cannot read it ({e.strerror or e})", file=sys.stderr)

@@ -227,6 +227,16 @@ def test_cli_search_invalid_bytes(index_dir: Path) -> None:
     assert b"no letters or digits" in nothing.stderr
 
 
+def test_cli_audit_invalid_byte_on_stdin(index_dir: Path) -> None:
+    env = {**os.environ, "FSGS_KB_EMBEDDER": "tests.fakes:StrictFakeEmbedder", "PYTHONPATH": str(REPO_ROOT)}
+    done = subprocess.run([sys.executable, "-m", "kb", "audit", "--index", str(index_dir), "--json", "-"],
+                          input=b"Tacrolimus dose is 0.05-0.1 mg/kg \xff per day.\n", cwd=REPO_ROOT, env=env,
+                          capture_output=True, timeout=300)
+    assert done.returncode == 0, done.stderr.decode("utf-8", "replace")
+    rows = [json.loads(line) for line in done.stdout.decode("utf-8").splitlines()]
+    assert rows and "\ufffd" in rows[0]["sentence"]
+
+
 @pytest.mark.parametrize("as_json", [False, True])
 def test_cli_failure_on_one_question_is_reported_and_the_rest_answered(
         index_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], as_json: bool) -> None:
