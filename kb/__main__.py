@@ -8,9 +8,32 @@ import json
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from kb.errors import KBError
 from kb.types import Answer
+
+if TYPE_CHECKING:
+    from kb.api import KnowledgeBase
+    from kb.embed import Embedder
+
+
+def _hook_embedder() -> "Embedder | None":
+    """The embedder the FSGS_KB_EMBEDDER hook names (Settings.embedder_factory, a test hook the
+    UI honours too), or None: then the model the index records is loaded."""
+    import importlib
+
+    from kb.config import get_settings
+
+    spec = get_settings().embedder_factory
+    if not spec:
+        return None
+    module, _, attr = spec.partition(":")
+    try:
+        return getattr(importlib.import_module(module), attr)()
+    except (ImportError, AttributeError, ValueError) as e:
+        raise KBError(f"FSGS_KB_EMBEDDER={spec!r} cannot be loaded ({e}); it must look like "
+                      "'package.module:callable'") from e
 
 
 def _render(answer: Answer) -> str:
@@ -63,6 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     audit.add_argument("--markdown", type=Path, default=None, metavar="OUT", help="also write it as Markdown")
     audit.add_argument("file", metavar="FILE")
     args = parser.parse_args(argv)
+    if hasattr(sys.stdout, "reconfigure"):  # a character the terminal cannot take must not end the run
+        sys.stdout.reconfigure(errors="backslashreplace")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
     from kb.api import open_kb
@@ -74,7 +99,9 @@ def main(argv: list[str] | None = None) -> int:
 
         limit = get_settings().audit.max_draft_chars
         try:
-            draft = check_draft("stdin", sys.stdin.read(), limit) if args.file == "-" else \
+            # stdin as bytes: an invalid byte becomes U+FFFD, as in a question, not a crash
+            draft = check_draft("stdin", sys.stdin.buffer.read().decode("utf-8", "replace"), limit) \
+                if args.file == "-" else \
                 read_draft(args.file, Path(args.file).read_bytes(), limit)
         except OSError as e:
             print(f"kb: {args.file}: cannot read it ({e.strerror or e})", file=sys.stderr)
@@ -83,25 +110,50 @@ def main(argv: list[str] | None = None) -> int:
             print(f"kb: {e}", file=sys.stderr)
             return 2
     try:
-        base = open_kb(args.index)  # one model load for all the questions
+        base = open_kb(args.index, embedder=_hook_embedder())  # one model load for all the questions
     except KBError as e:
         print(f"kb: {e}", file=sys.stderr)
         return 2
     if args.command == "audit":
         return _audit(base, draft, args)
     if args.command == "search":
-        for hit in base.search(args.query, k=args.k):
+        hits = base.search(args.query, k=args.k)
+        if not hits:
+            from kb.question_input import clean_question, has_words
+
+            why = "" if has_words(clean_question(args.query)) else " (the query has no letters or digits)"
+            print(f"kb: no passages found{why}", file=sys.stderr)
+        for hit in hits:
             c = hit.chunk
             print(f"{hit.rank}. {hit.score:.4f} {c.source} [{c.start}:{c.end}] {c.section}")
             print("   " + " ".join(c.text.split())[:300])
         return 0
-    for q in args.questions:
-        answer = base.ask(q)
-        if args.json:
+    return _ask_all(base, args.questions, as_json=args.json)
+
+
+def _ask_all(base: "KnowledgeBase", questions: list[str], *, as_json: bool) -> int:
+    """Answer each question in turn. One that fails is reported on stderr (and, with --json,
+    as an object with "error") and the later ones are still answered; 1 if any failed."""
+    from kb.question_input import clean_question
+
+    failed = 0
+    for i, q in enumerate(questions, 1):
+        try:
+            answer = base.ask(q)
+        except Exception as e:  # noqa: BLE001 - one question must not cost the others their answers
+            failed += 1
+            # stderr escapes what it cannot encode; the question is shown as it was given
+            print(f"kb: question {i} ({q!r}) failed: {type(e).__name__}: {e}", file=sys.stderr, flush=True)
+            answer = Answer(question=clean_question(q), text="", error=clean_question(f"{type(e).__name__}: {e}"))
+            if not as_json:
+                continue
+        if as_json:
             print(json.dumps(answer.to_dict(), ensure_ascii=False), flush=True)
         else:
             print(_render(answer), end="\n\n", flush=True)
-    return 0
+    if failed:
+        print(f"kb: {failed} of {len(questions)} questions failed (see above)", file=sys.stderr)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

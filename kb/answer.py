@@ -25,6 +25,7 @@ from kb.config import AnswerSettings
 from kb.evidence import (Candidate, Needs, Requirement, coverage, corpus_view, gather, join_or, needs_for,
                          score_candidates, term_pattern)
 from kb.query import Concept, stems
+from kb.question_input import has_words
 from kb.render import to_markdown
 from kb.types import (Answer, AnswerQuote, AnswerSection, AnswerSentence, Citation, ComparisonRow, DocMeta,
                       Filters, Query)
@@ -42,7 +43,7 @@ DIFFER = "Sources differ"
 
 def answer(base: "KnowledgeBase", question: str, filters: Filters | None = None) -> Answer:
     """Answer `question` from the index behind `base` (see module docstring). Never raises
-    for a bad question: empty or over-long ones get an Answer with `error` set."""
+    for a bad question: empty, over-long or wordless ones get an Answer with `error` set."""
     settings = base.settings.answer
     rejected = _reject(question, settings)
     if rejected is not None:
@@ -50,16 +51,21 @@ def answer(base: "KnowledgeBase", question: str, filters: Filters | None = None)
     return _Builder(base, question, " ".join(question.split()), filters or Filters()).build()
 
 
-def _reject(question: object, settings: AnswerSettings) -> Answer | None:
-    if not isinstance(question, str) or not question.strip():
+def _reject(question: str, settings: AnswerSettings) -> Answer | None:
+    """An Answer explaining why `question` (as cleaned by kb/question_input.py) is not
+    searched: empty, too long, or with no letter or digit; None for a usable question."""
+    if not question.strip():
         text = "Please type a question: this one is empty."
-        return Answer(question=question if isinstance(question, str) else "", text=text,
-                      error="empty question")
+        return Answer(question=question, text=text, error="empty question")
     if len(question) > settings.max_question_chars:
         text = (f"The question is too long ({len(question):,} characters; the limit is "
                 f"{settings.max_question_chars:,}). Please ask the clinical question itself.")
         return Answer(question=question[: settings.max_question_chars] + "…", text=text,
                       error="question too long")
+    if not has_words(question):
+        text = ("Please type a question in words: this one has no letters or digits, so there "
+                "is nothing to search for.")
+        return Answer(question=question, text=text, error="no words in question")
     return None
 
 

@@ -10,6 +10,7 @@ from kb import store
 from kb.config import Settings, get_settings
 from kb.embed import Embedder, load_embedder
 from kb.errors import KBError
+from kb.question_input import clean_question, search_text
 from kb.retrieve import Retriever
 from kb.abbreviations import AbbreviationMap
 from kb.types import Abbreviation, Answer, Chunk, Document, Filters, Hit, IndexInfo, Query, Reference
@@ -85,11 +86,17 @@ class KnowledgeBase:
     def understand(self, question: str, filters: Filters | None = None) -> Query:
         from kb.query import understand
 
-        return understand(question, self.vocabulary, filters)
+        return understand(clean_question(question), self.vocabulary, filters)
 
     def search(self, query: str | Query, k: int = 10, filters: Filters | None = None) -> list[Hit]:
-        q = query if isinstance(query, Query) else self.understand(query, filters)
-        return self.retriever.search(q, k)
+        """Hits for `query`; [] when it holds no letter or digit. Any str is searched (see
+        kb/question_input.py); a non-str raises TypeError."""
+        if not isinstance(query, Query):
+            text = search_text(query, self.settings.answer.max_question_chars)
+            if not text:
+                return []
+            query = self.understand(text, filters)
+        return self.retriever.search(query, k)
 
     def ask(self, question: str, filters: Filters | None = None, *, chat_model: Any = None) -> Answer:
         """Extractive answer by default; with a chat model (given here or configured by
@@ -97,6 +104,7 @@ class KnowledgeBase:
         extractive answer is returned instead if the model fails."""
         from kb.answer import answer
 
+        question = clean_question(question)  # any str answers; a non-str raises TypeError
         extractive = answer(self, question, filters)
         if chat_model is None and not self.settings.llm.enabled:
             return extractive

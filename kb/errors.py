@@ -41,6 +41,11 @@ class QuestionError(KBError):
     """An empty or unusable question."""
 
 
+class QuestionTypeError(TypeError):
+    """A question or query that is not a str (a caller's mistake, so not a KBError): the
+    message names the type, and for bytes says to decode them."""
+
+
 class LLMError(KBError):
     """The optional chat model failed or timed out (the extractive answer is used instead)."""
 

@@ -31,3 +31,17 @@ class FakeEmbedder:
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         norms[norms == 0] = 1.0
         return out / norms
+
+
+class StrictFakeEmbedder(FakeEmbedder):
+    """FakeEmbedder that, like the real model's tokenizer, refuses text that is not valid
+    Unicode (lone surrogates), so fast tests see the failure the real model shows."""
+
+    def encode(self, texts: Sequence[str], *, batch_size: int = 64, show_progress: bool = False) -> np.ndarray:
+        for text in texts:
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError:
+                raise TypeError("TextEncodeInput must be Union[TextInputSequence, "
+                                "Tuple[InputSequence, InputSequence]]") from None
+        return super().encode(texts, batch_size=batch_size, show_progress=show_progress)

@@ -27,6 +27,7 @@ import streamlit as st  # noqa: E402
 
 from kb.config import Settings, get_settings  # noqa: E402
 from kb.errors import KBError  # noqa: E402
+from kb.question_input import clean_question  # noqa: E402
 from kb.types import Answer, Filters  # noqa: E402
 from ui import Turn, corpus_view as corpus_panel, export, pubmed_view, render  # noqa: E402
 
@@ -333,8 +334,8 @@ def conversation_tools(slot: "DeltaGenerator") -> None:
 
 def render_answer(turn: Turn, i: int) -> None:
     a, mid = turn.answer, f"a{i}"
-    if a.error:
-        st.error(render.md_escape(a.error), icon=":material/error:")
+    if a.error:  # a rejected question's text says why (empty, too long, no words)
+        st.error(render.md_escape(a.text or a.error), icon=":material/error:")
         return
     if a.abstained:
         st.info(render.md_escape(a.text or "The indexed sources have no passage that answers this question."),
@@ -393,8 +394,8 @@ def chat_view(base: "KnowledgeBase", filters: Filters) -> None:
     turns: list[Turn] = st.session_state.setdefault("turns", [])
     typed = st.chat_input("Ask a question about FSGS…", key="question")
     question = typed if typed is not None else st.session_state.pop("pending", None)
-    if question is not None and not str(question).strip():
-        question = None  # empty questions are ignored
+    if question is not None:  # shown and asked in the one form kb.question_input gives any text
+        question = clean_question(str(question)) or None  # empty questions are ignored
     if not turns and question is None:
         empty_screen()
         return
