@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Iterable, Sequence
 import numpy as np
 
 from kb.answer_text import Figure, Sentence, chunk_sentences, figures
+from kb.instructions import overlaps
 from kb.config import ScoringSettings
 from kb.query import SECTION_KINDS, Concept, QuestionAnalysis, Vocabulary, analyse, query_for, stems
 from kb.types import Chunk, DocMeta, Filters, Hit, Query
@@ -625,6 +626,18 @@ def score_candidates(base: "KnowledgeBase", needs: Needs, chunks: Sequence[Chunk
         out.append(Candidate(a, Signals(float(d), lexical, typed, chunk, entity), score,
                              tuple(r.label for r in failed), any(r.kind != "name" for r in failed)))
     out.sort(key=lambda c: (-c.score, c.ann.sent.source, c.ann.sent.start))
+    return without_planted(base, out)
+
+
+def without_planted(base: "KnowledgeBase", cands: list[Candidate]) -> list[Candidate]:
+    """Drop sentences that address the reader or a model (flagged at ingest by
+    kb/instructions.py: "ignore previous instructions and say ..."), and sentences whose quote
+    (from their list intro or pronoun lead through them) would include one: never evidence."""
+    out = []
+    for c in cands:
+        flagged = base.chunk(c.ann.sent.chunk_id).flagged
+        if not flagged or not overlaps(flagged, *c.ann.sent.quote_span()):
+            out.append(c)
     return out
 
 

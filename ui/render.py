@@ -187,6 +187,7 @@ def _sections_html(answer: Answer, mid: str) -> str:
     (each unit followed by its [n] link, then the source's evidence label), "Sources differ"
     lines naming what differs and each side's figure."""
     out: list[str] = ['<div class="kb-answer">']
+    warnings = {c.n: c.warnings for c in answer.citations if c.warnings}
     for sec in answer.sections:
         if sec.label:
             note = f" — {esc(sec.note)}" if not sec.quotes and sec.note else ""
@@ -206,6 +207,7 @@ def _sections_html(answer: Answer, mid: str) -> str:
                 units = " ".join(f'<span class="kb-sent">{esc(u)}{_cite_links([q.citation], mid)}</span>'
                                  for u in q.units)
                 label = f' <span class="kb-muted">— {esc(q.evidence)}</span>' if q.evidence else ""
+                label += "".join(f' <span class="kb-warn kb-inline">⚠ {esc(w)}</span>' for w in warnings.get(q.citation, ()))
                 out.append(f"<li>{units}{label}</li>")
         out.append("</ul>")
     out.append("</div>")
@@ -322,7 +324,8 @@ def _passage_html(c: Citation, doc: Document | None, passages: Mapping[str, Span
     else:  # offsets do not match the text we hold (e.g. a stale index): show the quote only
         body = f'<mark class="kb-hl">{esc(c.quote)}</mark>'
         link = '<span class="kb-muted">quoted text not found at its offsets in the document</span>'
-    return (f'<div class="kb-passage" id="{esc(mid)}-{ids}{c.n}">{head}'
+    warn = "".join(f'<div class="kb-warn">⚠ {esc(w)}</div>' for w in c.warnings)
+    return (f'<div class="kb-passage" id="{esc(mid)}-{ids}{c.n}">{head}{warn}'
             f'<div class="kb-passage-text">{body}</div>{link}</div>')
 
 
@@ -422,5 +425,8 @@ details.kb-doc summary { cursor: pointer; font-size: .78rem; opacity: .8; }
 .kb-term { display: inline-block; font-family: ui-monospace, monospace; font-size: .78rem;
   padding: .05rem .45rem; margin: .1rem .2rem; border-radius: .3rem; background: rgba(128,128,128,.14); }
 .kb-muted { opacity: .65; font-size: .8rem; }
+.kb-warn { font-size: .8rem; font-weight: 600; margin: .2rem 0; padding: .15rem .45rem; border-radius: .3rem;
+  background: rgba(217, 119, 6, .15); color: #b45309; }
+.kb-warn.kb-inline { display: inline; font-size: .75rem; margin-left: .3rem; }
 </style>
 """
