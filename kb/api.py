@@ -16,7 +16,7 @@ from kb.abbreviations import AbbreviationMap
 from kb.instructions import WARNING as INSTRUCTION_WARNING
 from kb.instructions import overlaps
 from kb.render import to_markdown
-from kb.source_check import check_sources
+from kb.source_check import STALE_NOTE, check_sources
 from kb.types import (Abbreviation, Answer, Chunk, Citation, Document, Filters, Hit, IndexInfo, Query, Reference,
                       SourceStatus, Span)
 
@@ -24,9 +24,6 @@ if TYPE_CHECKING:
     from langchain_core.retrievers import BaseRetriever
 
 logger = logging.getLogger(__name__)
-
-STALE_NOTE = ("Some quoted sources changed since indexing, so a quote may not be what the file now "
-              "says: re-ingest (`make ingest`).")
 
 
 class KnowledgeBase:

@@ -28,60 +28,83 @@ A sentence matching none of these is not flagged, however imperative it is.
 from __future__ import annotations
 
 import re
-from typing import Iterable, Sequence
+from typing import Iterable, Iterator, Sequence
 
 from kb.types import Span
 
 WARNING = "this passage addresses the reader or a model; it is not used in answers"
 
 _ROLE_NOUN = r"(?:ai|a\.i\.|assistant|chat\s?bot|chatgpt|gpt|llm|(?:large\s+)?language\s+model|bot)"
+# Words one of which must be in a sentence for a pattern to be tried at all: most sentences
+# hold none, so checking costs a word split instead of two dozen regex scans.
+_ROLE = frozenset({"ai", "i", "assistant", "chat", "chatbot", "chatgpt", "gpt", "llm", "language", "bot"})
+_OVERRIDE = frozenset({"ignore", "disregard", "forget", "override", "bypass"})
+_ANSWER = frozenset({"say", "claim", "output", "print", "respond", "reply", "answer"})
 
-_PATTERNS: tuple[tuple[str, str], ...] = (
+_PATTERNS: tuple[tuple[str, frozenset[str], str], ...] = (
     # "Ignore previous instructions", "disregard the above", "forget all prior rules"
-    ("override", r"\b(?:ignore|disregard|forget|override|bypass)\b[^.!?\n]{0,30}?\b(?:previous|prior|earlier|"
-                 r"above|preceding|foregoing|all|any|your|these|those|the)\b[^.!?\n]{0,20}?\b(?:instructions?|"
-                 r"prompts?|rules|directions|directives|guidelines|context|messages?|commands?|text|above)\b"),
-    ("override", r"\b(?:ignore|disregard|forget)\s+(?:everything|all\s+of\s+the\s+above|the\s+above)\b"),
+    ("override", _OVERRIDE,
+     r"\b(?:ignore|disregard|forget|override|bypass)\b[^.!?\n]{0,30}?\b(?:previous|prior|earlier|"
+     r"above|preceding|foregoing|all|any|your|these|those|the)\b[^.!?\n]{0,20}?\b(?:instructions?|"
+     r"prompts?|rules|directions|directives|guidelines|context|messages?|commands?|text|above)\b"),
+    ("override", _OVERRIDE, r"\b(?:ignore|disregard|forget)\s+(?:everything|all\s+of\s+the\s+above|the\s+above)\b"),
     # The reader named as a model or assistant.
-    ("model", rf"\bas\s+an?\s+{_ROLE_NOUN}\b"),
-    ("model", rf"\byou\s+are\s+(?:now\s+|no\s+longer\s+|an?\s+|the\s+)+(?:helpful\s+|medical\s+)?{_ROLE_NOUN}\b"),
-    ("model", r"\byou\s+are\s+now\b|\bfrom\s+now\s+on,?\s+(?:you|always|answer|respond|reply|say)\b"),
-    ("model", rf"\bif\s+you\s+are\s+an?\s+{_ROLE_NOUN}\b"),
-    ("model", rf"\b(?:note|message|instructions?)\s+(?:to|for)\s+(?:the\s+|any\s+)?{_ROLE_NOUN}\b"),
-    ("model", rf"\b(?:dear|attention|hey)\s+{_ROLE_NOUN}\b"),
-    ("model", rf"\b(?:any|the)\s+{_ROLE_NOUN}\s+(?:reading|processing|summari[sz]ing|answering)\b"),
-    ("model", rf"\b(?:act|behave|respond)\s+as\s+(?:if\s+you\s+were\s+)?(?:an?\s+|the\s+)?{_ROLE_NOUN}\b"),
-    ("model", r"\bpretend\s+(?:to\s+be|you\s+are)\b"),
+    ("model", _ROLE, rf"\bas\s+an?\s+{_ROLE_NOUN}\b"),
+    ("model", _ROLE, rf"\byou\s+are\s+(?:now\s+|no\s+longer\s+|an?\s+|the\s+)+(?:helpful\s+|medical\s+)?{_ROLE_NOUN}\b"),
+    ("model", frozenset({"now"}), r"\byou\s+are\s+now\b|\bfrom\s+now\s+on,?\s+(?:you|always|answer|respond|reply|say)\b"),
+    ("model", _ROLE, rf"\bif\s+you\s+are\s+an?\s+{_ROLE_NOUN}\b"),
+    ("model", _ROLE, rf"\b(?:note|message|instructions?)\s+(?:to|for)\s+(?:the\s+|any\s+)?{_ROLE_NOUN}\b"),
+    ("model", _ROLE, rf"\b(?:dear|attention|hey)\s+{_ROLE_NOUN}\b"),
+    ("model", _ROLE, rf"\b(?:any|the)\s+{_ROLE_NOUN}\s+(?:reading|processing|summari[sz]ing|answering)\b"),
+    ("model", _ROLE, rf"\b(?:act|behave|respond)\s+as\s+(?:if\s+you\s+were\s+)?(?:an?\s+|the\s+)?{_ROLE_NOUN}\b"),
+    ("model", frozenset({"pretend"}), r"\bpretend\s+(?:to\s+be|you\s+are)\b"),
     # Prompt vocabulary.
-    ("prompt", r"\b(?:system|developer|hidden|secret)\s+(?:prompt|message|instructions?)\b"),
-    ("prompt", r"\b(?:new|updated|real|actual)\s+instructions?\s*(?::|follow|are\b)"),
-    ("prompt", r"\bjailbreak|\bprompt\s+injection\b|\bDAN\s+mode\b"),
+    ("prompt", frozenset({"prompt", "message", "instruction", "instructions"}),
+     r"\b(?:system|developer|hidden|secret)\s+(?:prompt|message|instructions?)\b"),
+    ("prompt", frozenset({"instruction", "instructions"}), r"\b(?:new|updated|real|actual)\s+instructions?\s*(?::|follow|are\b)"),
+    ("prompt", frozenset({"jailbreak", "injection", "dan"}), r"\bjailbreak|\bprompt\s+injection\b|\bdan\s+mode\b"),
     # Chat-template role markers and special tokens.
-    ("role", r"(?:^|\n)\s*(?:#{1,4}\s*)?(?:system|assistant|developer)\s*:"),
-    ("role", r"<\|\s*(?:im_start|im_end|system|user|assistant|endoftext)\s*\|>|\[/?INST\]|<</?SYS>>"),
+    ("role", frozenset({"system", "assistant", "developer"}), r"(?:^|\n)\s*(?:#{1,4}\s*)?(?:system|assistant|developer)\s*:"),
+    ("role", frozenset({"im_start", "im_end", "inst", "sys", "endoftext"}),
+     r"<\|\s*(?:im_start|im_end|system|user|assistant|endoftext)\s*\|>|\[/?inst\]|<</?sys>>"),
     # Relaying to whoever asked.
-    ("relay", r"\b(?:tell|inform|convince)\s+(?:the\s+|any\s+|all\s+)?users?\b"),
-    ("relay", r"\b(?:tell|inform)\s+(?:anyone|everyone|whoever|people)\s+who\s+asks?\b"),
-    ("relay", r"\bdo\s+not\s+(?:tell|reveal|mention|disclose)\b[^.!?\n]{0,30}\b(?:the\s+users?|these\s+instructions|this\s+instruction)\b"),
-    ("relay", r"\bwhen\s+(?:the\s+|a\s+)?users?\s+asks?\b"),
+    ("relay", frozenset({"user", "users"}), r"\b(?:tell|inform|convince)\s+(?:the\s+|any\s+|all\s+)?users?\b"),
+    ("relay", frozenset({"asks", "ask"}), r"\b(?:tell|inform)\s+(?:anyone|everyone|whoever|people)\s+who\s+asks?\b"),
+    ("relay", frozenset({"tell", "reveal", "mention", "disclose"}),
+     r"\bdo\s+not\s+(?:tell|reveal|mention|disclose)\b[^.!?\n]{0,30}\b(?:the\s+users?|these\s+instructions|this\s+instruction)\b"),
+    ("relay", frozenset({"user", "users"}), r"\bwhen\s+(?:the\s+|a\s+)?users?\s+asks?\b"),
     # Steering the answer, second person or sentence-initial imperative.
-    ("steer", r"\byou\s+(?:must|should|shall|will|have\s+to|need\s+to|are\s+to)\s+(?:always\s+|only\s+)?"
-              r"(?:say|answer|respond|reply|claim|output|print|state\s+that|recommend\s+that|tell\s+(?:the\s+)?(?:users?|readers?|them))\b"),
-    ("steer", r"^\W*(?:always\s+|only\s+|just\s+)?(?:(?:say|claim)\s+(?:that|only|exactly|[\"“'])|(?:output|print)\s+(?:exactly|[\"“']))"),
-    ("steer", r"^\W*(?:always\s+|only\s+)?(?:respond|reply|answer)\s+(?:only\s+|exactly\s+|always\s+)?(?:with|by\s+saying|that|in\s+the\s+form)\b"),
+    ("steer", frozenset({"you"}),
+     r"\byou\s+(?:must|should|shall|will|have\s+to|need\s+to|are\s+to)\s+(?:always\s+|only\s+)?"
+     r"(?:say|answer|respond|reply|claim|output|print|state\s+that|recommend\s+that|tell\s+(?:the\s+)?(?:users?|readers?|them))\b"),
+    ("steer", _ANSWER,
+     r"^\W*(?:always\s+|only\s+|just\s+)?(?:(?:say|claim)\s+(?:that|only|exactly|[\"“'])|(?:output|print)\s+(?:exactly|[\"“']))"),
+    ("steer", _ANSWER,
+     r"^\W*(?:always\s+|only\s+)?(?:respond|reply|answer)\s+(?:only\s+|exactly\s+|always\s+)?(?:with|by\s+saying|that|in\s+the\s+form)\b"),
 )
 
-_COMPILED = tuple((kind, re.compile(p, re.IGNORECASE)) for kind, p in _PATTERNS)
+# Patterns are written in lower case and matched against the lower-cased sentence (faster than
+# re.IGNORECASE).
+_COMPILED = tuple((kind, triggers, re.compile(p)) for kind, triggers, p in _PATTERNS)
+_WORD = re.compile(r"[a-z_]+")
+
+
+def _matches(sentence: str) -> Iterator[str]:
+    low = sentence.lower()
+    words = set(_WORD.findall(low))
+    for kind, triggers, rx in _COMPILED:
+        if not triggers.isdisjoint(words) and rx.search(low):
+            yield kind
 
 
 def instruction_kinds(sentence: str) -> tuple[str, ...]:
     """Which kinds of reader-or-model address `sentence` holds (empty: none)."""
-    return tuple(dict.fromkeys(kind for kind, rx in _COMPILED if rx.search(sentence)))
+    return tuple(dict.fromkeys(_matches(sentence)))
 
 
 def looks_like_instruction(sentence: str) -> bool:
     """True when `sentence` addresses the reader or a model (see the module docstring)."""
-    return any(rx.search(sentence) for _, rx in _COMPILED)
+    return next(_matches(sentence), None) is not None
 
 
 def flagged_spans(text: str, spans: Iterable[Span], offset: int = 0) -> tuple[Span, ...]:

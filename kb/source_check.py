@@ -38,6 +38,9 @@ logger = logging.getLogger(__name__)
 CHANGED = "source changed since indexing; re-ingest"
 MISSING = "source file missing from the corpus folder since indexing; re-ingest"
 TEXT_DIFFERS = "indexed text differs from the source file; re-ingest"
+# Added to an answer's notes when one of its quotes comes from a stale document.
+STALE_NOTE = ("Some quoted sources changed since indexing, so a quote may not be what the file now "
+              "says: re-ingest (`make ingest`).")
 
 _PLAIN_FORMATS = ("txt", "md")  # the indexed text is exactly the decoded file (ingest/loaders.py)
 
