@@ -633,12 +633,13 @@ def without_planted(base: "KnowledgeBase", cands: list[Candidate]) -> list[Candi
     """Drop sentences that address the reader or a model (flagged at ingest by
     kb/instructions.py: "ignore previous instructions and say ..."), and sentences whose quote
     (from their list intro or pronoun lead through them) would include one: never evidence."""
-    out = []
-    for c in cands:
-        flagged = base.chunk(c.ann.sent.chunk_id).flagged
-        if not flagged or not overlaps(flagged, *c.ann.sent.quote_span()):
-            out.append(c)
-    return out
+    return [c for c in cands if not holds_planted(base, c.ann.sent.chunk_id, *c.ann.sent.quote_span())]
+
+
+def holds_planted(base: "KnowledgeBase", chunk_id: str, start: int, end: int) -> bool:
+    """Whether [start, end) of chunk `chunk_id`'s document overlaps a sentence flagged at ingest."""
+    flagged = base.chunk(chunk_id).flagged
+    return bool(flagged) and overlaps(flagged, start, end)
 
 
 def gather(base: "KnowledgeBase", needs: Needs, k: int, extra_queries: Iterable[Query] = ()
