@@ -310,3 +310,23 @@ def test_no_corpus_folder_flags_nothing(built: tuple[Settings, FakeEmbedder], tm
         base = _open(replace(settings, corpus_dir=corpus), embedder)
         assert not base.source_status.checked and base.source_status.stale == ()
         assert not any(c.warnings for c in base.ask(DOSE_Q).citations)
+
+
+@pytest.mark.realmodel
+def test_planted_upload_is_not_quoted_with_the_real_model(tmp_path: Path) -> None:
+    """The issue's case as reported: the bundled corpus plus an uploaded planted file, the real
+    embedding model; the planted sentence was the first bullet of the dose answer."""
+    import shutil
+
+    from ingest.build import add_file
+    from tests.conftest import SEED_CORPUS
+
+    settings = replace(Settings(), corpus_dir=tmp_path / "corpus", index_dir=tmp_path / "index")
+    shutil.copytree(SEED_CORPUS, settings.corpus_dir)
+    add_file("note.txt", PLANTED.encode(), corpus_dir=settings.corpus_dir, index_dir=settings.index_dir,
+             settings=settings)
+    base = open_kb(settings.index_dir, settings=settings)
+    assert base.chunks_of("note.txt")[0].flagged
+    answer = base.ask(DOSE_Q)
+    assert "50 mg/kg" not in answer.text and "Ignore previous" not in _quotes(answer)
+    assert not answer.abstained and any("cyclosporin" in c.quote.lower() for c in answer.citations)

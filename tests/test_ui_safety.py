@@ -36,6 +36,11 @@ def test_flagged_citation_shows_the_warning_in_the_app(stale_app: Settings) -> N
     assert f"⚠ {CHANGED}" in pages
     assert pages.count('class="kb-warn"') >= len(answer.citations)  # on every cited passage
     assert md_escape(STALE_NOTE) in [w.value for w in at.warning]  # a warning box, not an info one
+    at.segmented_control(key="view").set_value("Corpus").run()
+    assert not at.exception
+    boxes = " ".join(w.value for w in at.warning)
+    assert md_escape(f"guideline.txt — {CHANGED}") in boxes and "rituximab.txt" not in boxes
+    assert md_escape("note.txt: some of its text addresses the reader or a model") in boxes
 
 
 def test_a_shown_passage_with_planted_text_carries_the_warning() -> None:

@@ -427,6 +427,11 @@ def corpus_view(base: "KnowledgeBase") -> None:
     st.caption(render.md_escape(f"Chunking {info.chunking} · index folder {info.path}"))
     for skipped in manifest.get("skipped", []):
         st.warning(render.md_escape(f"Not indexed: {skipped.get('source')} — {skipped.get('reason')}"))
+    for source, why in base.source_status.stale:  # its quotes carry the same warning
+        st.warning(render.md_escape(f"{source} — {why}"), icon=":material/warning:")
+    for source in sorted({c.source for c in base.contents.chunks if c.flagged}):
+        st.warning(render.md_escape(f"{source}: some of its text addresses the reader or a model; "
+                                    "that text is not used in answers"), icon=":material/warning:")
 
 
 def references_view(base: "KnowledgeBase") -> None:
