@@ -39,15 +39,26 @@ _ROLE_NOUN = r"(?:ai|a\.i\.|assistant|chat\s?bot|chatgpt|gpt|llm|(?:large\s+)?la
 # hold none, so checking costs a word split instead of two dozen regex scans.
 _ROLE = frozenset({"ai", "i", "assistant", "chat", "chatbot", "chatgpt", "gpt", "llm", "language", "bot"})
 _OVERRIDE = frozenset({"ignore", "disregard", "forget", "override", "bypass"})
+# What an injection tells the reader to drop.
+_ORDERS = r"(?:instructions?|prompts?|rules|directions|directives|context|messages?|commands?|programming|guidance)\b"
 _ANSWER = frozenset({"say", "claim", "output", "print", "respond", "reply", "answer"})
 
 _PATTERNS: tuple[tuple[str, frozenset[str], str], ...] = (
-    # "Ignore previous instructions", "disregard the above", "forget all prior rules"
+    # "Ignore (all) previous instructions", "override your rules", "forget all prior rules": the
+    # instructions must be qualified as earlier ones (or "your", "all"), so "ignore the directions
+    # on the label" and "if you forget the instructions, ask your pharmacist" are not flagged;
+    # negated ("do not ignore ...") neither.
     ("override", _OVERRIDE,
-     r"\b(?:ignore|disregard|forget|override|bypass)\b[^.!?\n]{0,30}?\b(?:previous|prior|earlier|"
-     r"above|preceding|foregoing|all|any|your|these|those|the)\b[^.!?\n]{0,20}?\b(?:instructions?|"
-     r"prompts?|rules|directions|directives|guidelines|context|messages?|commands?|text|above)\b"),
-    ("override", _OVERRIDE, r"\b(?:ignore|disregard|forget)\s+(?:everything|all\s+of\s+the\s+above|the\s+above)\b"),
+     r"(?<!not )(?<!never )(?<!n't )\b(?:ignore|disregard|forget|override|bypass)\s+(?:all\s+|any\s+)?(?:of\s+)?"
+     r"(?:the\s+|your\s+|these\s+|those\s+|my\s+)?(?:previous|prior|earlier|above|preceding|foregoing|"
+     r"original|initial|system|safety)\s+(?:\w+\s+)?" + _ORDERS),
+    ("override", _OVERRIDE,
+     r"(?<!not )(?<!never )(?<!n't )\b(?:ignore|disregard|override|bypass)\s+(?:your|all)\s+" + _ORDERS),
+    # "Disregard the above.", "Ignore everything above and ...": "above" as the thing ignored
+    # (not "ignore the above values if ...").
+    ("override", _OVERRIDE,
+     r"\b(?:ignore|disregard|forget)\s+(?:everything|all|anything)?\s*(?:of\s+)?(?:the\s+|what\s+(?:was\s+|is\s+)?)?"
+     r"(?:above|before|previous|preceding|said\s+before)\b(?=\s*(?:[.,;:!)]|and\b|then\b|$))"),
     # The reader named as a model or assistant.
     ("model", _ROLE, rf"\bas\s+an?\s+{_ROLE_NOUN}\b"),
     ("model", _ROLE, rf"\byou\s+are\s+(?:now\s+|no\s+longer\s+|an?\s+|the\s+)+(?:helpful\s+|medical\s+)?{_ROLE_NOUN}\b"),
