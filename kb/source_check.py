@@ -26,6 +26,7 @@ import codecs
 import hashlib
 import logging
 import os
+import stat
 import threading
 from pathlib import Path
 from typing import Any, Mapping
@@ -44,6 +45,7 @@ STALE_NOTE = ("Some quoted sources changed since indexing, so a quote may not be
 
 _PLAIN_FORMATS = ("txt", "md")  # the indexed text is exactly the decoded file (ingest/loaders.py)
 
+_MEMO_MAX = 100_000  # entries (~150 bytes each)
 _memo: dict[tuple[str, int, int, int], str] = {}  # (path, size, mtime_ns, inode) -> sha256
 _memo_lock = threading.Lock()
 
@@ -55,6 +57,8 @@ def _sha256(path: Path, st: os.stat_result) -> str:
     if cached is None:
         cached = file_sha256(path)
         with _memo_lock:
+            if len(_memo) > _MEMO_MAX:  # old versions of files pile up in a long-lived UI process
+                _memo.clear()
             _memo[key] = cached
     return cached
 
@@ -98,10 +102,10 @@ def check_sources(documents: Mapping[str, Document], manifest: Mapping[str, Any]
     for rel, docs in files.items():
         path = corpus_dir / rel
         try:
-            st = path.stat()
-            if not path.is_file():
-                raise FileNotFoundError(rel)
+            st: os.stat_result | None = path.stat()
         except OSError:
+            st = None
+        if st is None or not stat.S_ISREG(st.st_mode):  # gone, or no longer a regular file
             stale.update((d.source, MISSING) for d in docs)
             continue
         plain = any(d.fmt in _PLAIN_FORMATS for d in docs)
