@@ -36,6 +36,10 @@ def test_flagged_citation_shows_the_warning_in_the_app(stale_app: Settings) -> N
     assert f"⚠ {CHANGED}" in pages
     assert pages.count('class="kb-warn"') >= len(answer.citations)  # on every cited passage
     assert md_escape(STALE_NOTE) in [w.value for w in at.warning]  # a warning box, not an info one
+    from ui.export import to_markdown
+
+    exported = to_markdown(at.session_state["turns"])
+    assert f"*(⚠ {CHANGED})*" in exported  # the Markdown export marks the quotes too
     at.segmented_control(key="view").set_value("Corpus").run()
     assert not at.exception
     boxes = " ".join(w.value for w in at.warning)
