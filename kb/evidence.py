@@ -37,8 +37,8 @@ from typing import TYPE_CHECKING, Iterable, Sequence
 import numpy as np
 
 from kb.answer_text import Figure, Sentence, chunk_sentences, figures
-from kb.instructions import overlaps
 from kb.config import ScoringSettings
+from kb.instructions import overlaps
 from kb.query import SECTION_KINDS, Concept, QuestionAnalysis, Vocabulary, analyse, query_for, stems
 from kb.types import Chunk, DocMeta, Filters, Hit, Query
 
