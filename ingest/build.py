@@ -205,7 +205,7 @@ def pipeline_hash() -> str:
         path = here / f"{name}.py"
         if path.exists():
             h.update(path.read_bytes())
-    for shared in ("answer_text.py", "bm25.py", "sentences.py"):  # sentence spans and BM25 tokens are made there
+    for shared in ("answer_text.py", "bm25.py", "sentences.py", "instructions.py"):  # sentence spans, BM25 tokens, flags
         h.update((here.parent / "kb" / shared).read_bytes())
     return h.hexdigest()[:16]
 

@@ -11,6 +11,7 @@ from ingest.sentences import sentence_spans
 from ingest.structure import CONTENT_KINDS, HEADING, LIST_ITEM, LIST_MARKER, Block, classify
 from kb.answer_text import refine_spans
 from kb.config import ChunkSettings
+from kb.instructions import flagged_spans
 from kb.types import Chunk, Document, Span
 
 
@@ -138,6 +139,7 @@ def chunk_blocks(doc: Document, blocks: list[Block], settings: ChunkSettings) ->
                 section=g[0].section,
                 page=doc.page_at(start),
                 sentences=sentences,
+                flagged=flagged_spans(text, sentences),  # planted instructions: never evidence
             )
         )
     return chunks

@@ -127,6 +127,8 @@ def main(argv: list[str] | None = None) -> int:
             c = hit.chunk
             print(f"{hit.rank}. {hit.score:.4f} {c.source} [{c.start}:{c.end}] {c.section}")
             print("   " + " ".join(c.text.split())[:300])
+            for warning in base.warnings_for(c):
+                print(f"   ⚠ {warning}")
         return 0
     return _ask_all(base, args.questions, as_json=args.json)
 

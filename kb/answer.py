@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, Iterable, Sequence
 from kb.answer_facts import Disagreement, find_disagreements, measures
 from kb.answer_text import REF_MARK, Sentence, normalise_space
 from kb.config import AnswerSettings
-from kb.evidence import (Candidate, Needs, Requirement, coverage, corpus_view, gather, join_or, needs_for,
-                         score_candidates, term_pattern)
+from kb.evidence import (Candidate, Needs, Requirement, coverage, corpus_view, gather, holds_planted, join_or,
+                         needs_for, score_candidates, term_pattern)
 from kb.query import Concept, stems
 from kb.question_input import has_words
 from kb.render import to_markdown
@@ -258,7 +258,8 @@ class _Builder:
             if not any(k.stems <= intro_stems or (k.ids & ids) for k in keys):
                 continue
             family = [x.sent for x in self.view.annotated(self.base.chunk(sent.chunk_id)) if intro in x.sent.intros]
-            if family and family[-1].end - intro[0] <= self.settings.max_list_chars:
+            if family and family[-1].end - intro[0] <= self.settings.max_list_chars \
+                    and not holds_planted(self.base, sent.chunk_id, intro[0], family[-1].end):
                 return family
         return [sent]
 

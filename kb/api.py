@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
@@ -13,7 +14,12 @@ from kb.errors import KBError
 from kb.question_input import clean_question, search_text
 from kb.retrieve import Retriever
 from kb.abbreviations import AbbreviationMap
-from kb.types import Abbreviation, Answer, Chunk, Document, Filters, Hit, IndexInfo, Query, Reference
+from kb.instructions import WARNING as INSTRUCTION_WARNING
+from kb.instructions import overlaps
+from kb.render import to_markdown
+from kb.source_check import STALE_NOTE, check_sources
+from kb.types import (Abbreviation, Answer, Chunk, Citation, Document, Filters, Hit, IndexInfo, Query, Reference,
+                      SourceStatus, Span)
 
 if TYPE_CHECKING:
     from langchain_core.retrievers import BaseRetriever
@@ -36,6 +42,13 @@ class KnowledgeBase:
         # own documents define (mined at ingest). Held here and passed explicitly.
         pairs = [(a.short, a.long) for a in getattr(contents, "abbreviations", ())]
         self.vocabulary = load_vocabulary(settings.vocabulary_path).with_abbreviations(pairs)
+        # Which documents no longer match their files in corpus/ (hashed once, here).
+        self.source_status: SourceStatus = check_sources(contents.documents, contents.manifest,
+                                                         settings.corpus_dir)
+        self._flagged: dict[str, list[Span]] = {}
+        for c in contents.chunks:
+            if c.flagged:
+                self._flagged.setdefault(c.source, []).extend(c.flagged)
 
     # -- what is in it -------------------------------------------------------------------
     @property
@@ -64,6 +77,17 @@ class KnowledgeBase:
 
     def chunks_of(self, source: str) -> list[Chunk]:
         return [c for c in self.contents.chunks if c.source == source]
+
+    def flagged_spans(self, source: str) -> tuple[Span, ...]:
+        """Spans of `source` flagged at ingest as addressing the reader or a model."""
+        return tuple(self._flagged.get(source, ()))
+
+    def warnings_for(self, chunk: Chunk) -> tuple[str, ...]:
+        """What must be shown with a passage: that it holds text addressing the reader or a
+        model, that its source changed since indexing."""
+        out = [INSTRUCTION_WARNING] if chunk.flagged else []
+        stale = self.source_status.warning_for(chunk.source)
+        return tuple(out + [stale] if stale else out)
 
     def references(self, source: str | None = None) -> list[Reference]:
         return [r for r in self.contents.references if source is None or r.source == source]
@@ -107,10 +131,30 @@ class KnowledgeBase:
         question = clean_question(question)  # any str answers; a non-str raises TypeError
         extractive = answer(self, question, filters)
         if chat_model is None and not self.settings.llm.enabled:
-            return extractive
+            return self.with_warnings(extractive)
         from kb.llm import answer_with_llm
 
-        return answer_with_llm(self, question, extractive, filters, chat_model=chat_model)
+        return self.with_warnings(answer_with_llm(self, question, extractive, filters, chat_model=chat_model))
+
+    def with_warnings(self, answer: Answer) -> Answer:
+        """The answer with its citations marked: a document whose source file changed since
+        indexing (`source_warning`), a quoted span holding text flagged as addressing the
+        reader or a model (`addresses_reader`); the Markdown re-rendered to show them."""
+        def mark(c: Citation) -> Citation:
+            warning = self.source_status.warning_for(c.source)
+            planted = overlaps(self._flagged.get(c.source, ()), c.start, c.end)
+            return replace(c, source_warning=warning, addresses_reader=planted) \
+                if warning or planted else c
+
+        citations = tuple(map(mark, answer.citations))
+        closest = tuple(map(mark, answer.closest))
+        if citations == answer.citations and closest == answer.closest:
+            return answer
+        notes = answer.notes
+        if any(c.source_warning for c in citations):
+            notes += (STALE_NOTE,)
+        marked = replace(answer, citations=citations, closest=closest, notes=notes)
+        return replace(marked, text=to_markdown(marked)) if answer.sections else marked
 
     def as_retriever(self, k: int = 5, filters: Filters | None = None) -> "BaseRetriever":
         from kb.lc import KBRetriever

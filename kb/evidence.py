@@ -38,6 +38,7 @@ import numpy as np
 
 from kb.answer_text import Figure, Sentence, chunk_sentences, figures
 from kb.config import ScoringSettings
+from kb.instructions import overlaps
 from kb.query import SECTION_KINDS, Concept, QuestionAnalysis, Vocabulary, analyse, query_for, stems
 from kb.types import Chunk, DocMeta, Filters, Hit, Query
 
@@ -625,7 +626,20 @@ def score_candidates(base: "KnowledgeBase", needs: Needs, chunks: Sequence[Chunk
         out.append(Candidate(a, Signals(float(d), lexical, typed, chunk, entity), score,
                              tuple(r.label for r in failed), any(r.kind != "name" for r in failed)))
     out.sort(key=lambda c: (-c.score, c.ann.sent.source, c.ann.sent.start))
-    return out
+    return without_planted(base, out)
+
+
+def without_planted(base: "KnowledgeBase", cands: list[Candidate]) -> list[Candidate]:
+    """Drop sentences that address the reader or a model (flagged at ingest by
+    kb/instructions.py: "ignore previous instructions and say ..."), and sentences whose quote
+    (from their list intro or pronoun lead through them) would include one: never evidence."""
+    return [c for c in cands if not holds_planted(base, c.ann.sent.chunk_id, *c.ann.sent.quote_span())]
+
+
+def holds_planted(base: "KnowledgeBase", chunk_id: str, start: int, end: int) -> bool:
+    """Whether [start, end) of chunk `chunk_id`'s document overlaps a sentence flagged at ingest."""
+    flagged = base.chunk(chunk_id).flagged
+    return bool(flagged) and overlaps(flagged, start, end)
 
 
 def gather(base: "KnowledgeBase", needs: Needs, k: int, extra_queries: Iterable[Query] = ()

@@ -43,6 +43,7 @@ def hit_metadata(base: "KnowledgeBase", hit: Hit) -> dict[str, Any]:
         "chunk_id": chunk.chunk_id,
         "score": float(hit.score),
         "rank": hit.rank,
+        "warnings": list(base.warnings_for(chunk)),  # planted instructions, source changed since indexing
     }
 
 

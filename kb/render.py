@@ -6,19 +6,29 @@ Markdown format (checked by kb/answer_check.py):
     **Heading**                           a compared entity; no figures, no claims
     **Heading — no passage in the corpus**
     - unit [n] unit [n] — evidence label  a quote: every unit is verbatim source text
+    - unit [n] — evidence label — ⚠ warning   its citation's warnings (source changed, ...)
     Sources differ:
     - what differs: figure [n] vs figure [m]
 """
 from __future__ import annotations
 
-from kb.types import Answer, AnswerQuote, AnswerSection
+from typing import Mapping
+
+from kb.types import Answer, AnswerQuote, AnswerSection, Citation
 
 DIFFER = "Sources differ"
+WARN = "⚠"
 
 
-def _quote_line(q: AnswerQuote) -> str:
+def _quote_line(q: AnswerQuote, warnings: Mapping[int, tuple[str, ...]]) -> str:
     body = " ".join(f"{u} [{q.citation}]" for u in q.units)
-    return f"- {body} — {q.evidence}" if q.evidence else f"- {body}"
+    line = f"- {body} — {q.evidence}" if q.evidence else f"- {body}"
+    return "".join([line, *(f" — {WARN} {w}" for w in warnings.get(q.citation, ()))])
+
+
+def citation_warnings(citations: tuple[Citation, ...]) -> dict[int, tuple[str, ...]]:
+    """Citation number -> the warnings shown with its quotes (none for most)."""
+    return {c.n: c.warnings for c in citations if c.warnings}
 
 
 def _differ_lines(sec: AnswerSection) -> list[str]:
@@ -34,6 +44,7 @@ def to_markdown(answer: Answer) -> str:
     if not answer.sections:
         return answer.text
     lines: list[str] = []
+    warnings = citation_warnings(answer.citations)
     for sec in answer.sections:
         if sec.label == DIFFER:
             lines.append(f"{DIFFER}:")
@@ -44,7 +55,7 @@ def to_markdown(answer: Answer) -> str:
             continue
         if sec.label:
             lines.append(f"**{sec.label}**")
-        lines += [_quote_line(q) for q in sec.quotes]
+        lines += [_quote_line(q, warnings) for q in sec.quotes]
     return "\n".join(lines)
 
 
@@ -57,11 +68,13 @@ def to_cli(answer: Answer) -> str:
             label = c.evidence or c.doc_type or "source type not catalogued"
             lines.append(f"  [{c.n}] {c.title or c.source} ({c.source}, chars {c.start}-{c.end}) — {label}")
             lines.append(f"      \"{c.quote}\"")
+            lines += [f"      {WARN} {w}" for w in c.warnings]
         lines.append("")
     if answer.abstained and answer.closest:
         lines.append("Closest passages (they do not answer the question):")
         for c in answer.closest:
             lines.append(f"  [{c.n}] {c.source} chars {c.start}-{c.end}: {' '.join(c.quote.split())[:200]}")
+            lines += [f"      {WARN} {w}" for w in c.warnings]
         lines.append("")
     for note in answer.notes:
         lines.append(f"Note: {note}")

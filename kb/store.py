@@ -4,7 +4,8 @@
                       content hashes, counts, build time, FAISS type, sha256, size and write
                       times of every other file
     documents.jsonl   one document per line: catalogue metadata + the full text offsets refer to
-    chunks.jsonl      one chunk per line (offsets, section, page, sentence spans, embedding key)
+    chunks.jsonl      one chunk per line (offsets, section, page, sentence spans, embedding key,
+                      `flagged`: the sentence spans addressing the reader or a model)
     vectors.npy       float32 (chunks x dim), L2-normalised, row i = chunk i (allow_pickle=False)
     sentence_vectors.npy  float16 (sentences x dim), one row per citable sentence, in chunk
                       order (chunk rows list their sentences' embedding keys)
@@ -29,7 +30,7 @@ import shutil
 import stat
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -37,6 +38,7 @@ import numpy as np
 
 from kb.config import INDEX_FORMAT_VERSION, RetrievalSettings
 from kb.errors import IndexFormatError, IndexMissingError, ModelMismatchError
+from kb.instructions import flagged_spans
 from kb.types import Abbreviation, Chunk, DocMeta, Document, IndexInfo, Reference
 
 logger = logging.getLogger(__name__)
@@ -418,6 +420,9 @@ def read_index(index_dir: Path, expected_model: str | None = None) -> IndexConte
         documents = {d.source: d for d in map(document_from_dict, _read_jsonl(resolved / DOCUMENTS))}
         rows = _read_jsonl(resolved / CHUNKS)
         chunks = [Chunk.from_dict(r) for r in rows]
+        # Written before planted-instruction flags existed (optional field): flag them now.
+        chunks = [c if "flagged" in r else replace(c, flagged=flagged_spans(c.text, c.sentences, c.start))
+                  for c, r in zip(chunks, rows)]
         keys = [r.get("embed_key", "") for r in rows]
         references = [Reference.from_dict(r) for r in _read_jsonl(resolved / REFERENCES)]
         # Listed in the manifest since it exists; an older index simply has none (and

@@ -118,10 +118,14 @@ class Chunk:
     section: str = ""
     page: int | None = None
     sentences: tuple[Span, ...] = ()  # absolute offsets of each sentence inside the chunk
+    # The sentences (a subset of `sentences`) that address the reader or a model ("ignore
+    # previous instructions ..."), flagged at ingest by kb/instructions.py: never evidence.
+    flagged: tuple[Span, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["sentences"] = [list(s) for s in self.sentences]
+        d["flagged"] = [list(s) for s in self.flagged]
         return d
 
     @classmethod
@@ -136,6 +140,7 @@ class Chunk:
             section=d.get("section") or "",
             page=d.get("page"),
             sentences=tuple((int(a), int(b)) for a, b in d.get("sentences") or ()),
+            flagged=tuple((int(a), int(b)) for a, b in d.get("flagged") or ()),
         )
 
 
@@ -232,10 +237,23 @@ class Citation:
     section: str = ""
     chunk_id: str = ""
     flags: tuple[str, ...] = ()  # the document's flags, e.g. ("retracted",): shown with the quote
+    # Set when the source file in corpus/ no longer matches the index (kb/source_check.py),
+    # e.g. "source changed since indexing; re-ingest": the quote may not be what the file says.
+    source_warning: str = ""
+    # The quoted span holds text flagged as addressing the reader or a model (kb/instructions.py).
+    addresses_reader: bool = False
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        """What must be shown with this quote, besides its document's flags."""
+        from kb.instructions import WARNING
+
+        return tuple(w for w in (self.source_warning, WARNING if self.addresses_reader else "") if w)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["flags"] = list(self.flags)
+        d["warnings"] = list(self.warnings)
         return d
 
 
@@ -349,6 +367,21 @@ class IndexInfo:
     n_references: int
     index_type: str
     chunking: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SourceStatus:
+    """Whether an opened index's documents still match their files in corpus/
+    (kb/source_check.py). `checked` is False when the corpus folder was not available:
+    then nothing is known and nothing is flagged."""
+
+    checked: bool
+    corpus_dir: str
+    stale: tuple[tuple[str, str], ...] = ()  # (document source, why: "source changed ...; re-ingest")
+
+    def warning_for(self, source: str) -> str:
+        """The warning to show with a citation of `source` ("" when it matches its file)."""
+        return dict(self.stale).get(source, "")
 
 
 @dataclass(frozen=True)

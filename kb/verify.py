@@ -24,6 +24,7 @@ from typing import Protocol, Sequence
 
 import numpy as np
 
+from kb.instructions import looks_like_instruction  # the one detector, shared with the extractive mode
 from kb.types import Span
 
 logger = logging.getLogger(__name__)
@@ -139,21 +140,6 @@ def numbers(text: str) -> set[str]:
 
 def identifiers(text: str) -> set[str]:
     return {m.group().lower() for m in _IDENTIFIER.finditer(text)}
-
-
-# -- prompt-injection-like text in sources -------------------------------------------------
-_INSTRUCTION = re.compile(
-    r"\b(ignore|disregard|forget|override)\b[^.!?\n]{0,40}\b(instructions?|prompts?|rules|"
-    r"guidelines|above|previous|prior|earlier)\b"
-    r"|\byou are (now|no longer)\b|\bact as\b|\bfrom now on\b"
-    r"|\b(system|developer)\s+(prompt|message|instructions?)\b|\bnew instructions?\b"
-    r"|\b(as an? (ai|assistant|language model))\b"
-    r"|\b(respond|reply|answer|output)\s+(only\s+)?(with|exactly)\b",
-    re.IGNORECASE)
-
-
-def looks_like_instruction(sentence: str) -> bool:
-    return bool(_INSTRUCTION.search(sentence))
 
 
 # -- splitting the model's answer ----------------------------------------------------------

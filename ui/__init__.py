@@ -17,6 +17,8 @@ class Turn:
     passages: Mapping[str, Span] = field(default_factory=dict)  # chunk_id -> (start, end)
     filters: Filters = field(default_factory=Filters)
     asked_at: str = ""  # ISO time, for exports
+    # source -> spans flagged at ingest as addressing the reader or a model (shown with a warning)
+    flagged: Mapping[str, tuple[Span, ...]] = field(default_factory=dict)
 
 
 __all__ = ["Turn"]

@@ -28,6 +28,7 @@ import streamlit as st  # noqa: E402
 from kb.config import Settings, get_settings  # noqa: E402
 from kb.errors import KBError  # noqa: E402
 from kb.question_input import clean_question  # noqa: E402
+from kb.source_check import STALE_NOTE  # noqa: E402
 from kb.types import Answer, Filters  # noqa: E402
 from ui import Turn, corpus_view as corpus_panel, export, pubmed_view, render  # noqa: E402
 
@@ -220,8 +221,9 @@ def ask(base: "KnowledgeBase", question: str, filters: Filters) -> Turn:
                 passages[c.chunk_id] = (chunk.start, chunk.end)
         except KBError:
             logger.warning("citation %s of %r is not in the index", c.n, c.source)
+    flagged = {source: spans for source in docs if (spans := base.flagged_spans(source))}
     return Turn(question=question, answer=answer, documents=docs, passages=passages, filters=filters,
-                asked_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+                asked_at=datetime.now(timezone.utc).isoformat(timespec="seconds"), flagged=flagged)
 
 
 # ---------------------------------------------------------------- sidebar
@@ -348,7 +350,7 @@ def render_answer(turn: Turn, i: int) -> None:
     if a.comparison:
         st.html(render.comparison_html(a.comparison, mid, turn.documents))
     for note in a.notes:
-        if note.lower().startswith("sources differ"):
+        if note.lower().startswith("sources differ") or note == STALE_NOTE:
             st.warning(render.md_escape(note), icon=":material/warning:")
         else:
             st.info(render.md_escape(note), icon=":material/info:")
@@ -426,6 +428,11 @@ def corpus_view(base: "KnowledgeBase") -> None:
     st.caption(render.md_escape(f"Chunking {info.chunking} · index folder {info.path}"))
     for skipped in manifest.get("skipped", []):
         st.warning(render.md_escape(f"Not indexed: {skipped.get('source')} — {skipped.get('reason')}"))
+    for source, why in base.source_status.stale:  # its quotes carry the same warning
+        st.warning(render.md_escape(f"{source} — {why}"), icon=":material/warning:")
+    for source in sorted({c.source for c in base.contents.chunks if c.flagged}):
+        st.warning(render.md_escape(f"{source}: some of its text addresses the reader or a model; "
+                                    "that text is not used in answers"), icon=":material/warning:")
 
 
 def references_view(base: "KnowledgeBase") -> None:

@@ -98,6 +98,7 @@ def _turn_markdown(turn: Turn, index: int | None, doc_number: dict[str, int]) ->
         return lines
     section: str | None = None
     para: list[str] = []
+    warned = {c.n: c.warnings for c in a.citations if c.warnings}  # source changed, planted text
     for s in a.sentences:
         if s.section != section:
             if para:
@@ -107,6 +108,8 @@ def _turn_markdown(turn: Turn, index: int | None, doc_number: dict[str, int]) ->
                 lines += [f"### {md_inline(s.section)}", ""]
             section = s.section
         text = (md_inline(s.text) if para else md_line(s.text)) + _ref_markers(s.citations, turn, doc_number)
+        shown = dict.fromkeys(w for n in s.citations for w in warned.get(n, ()))
+        text += "".join(f" *(⚠ {md_inline(w)})*" for w in shown)
         para.append(text if s.supported else text + " *(unverified)*")
     if para:
         lines += [" ".join(para), ""]

@@ -17,6 +17,7 @@ import re
 from dataclasses import dataclass
 from typing import Iterable, Mapping, Sequence
 
+from kb.instructions import WARNING as INSTRUCTION_WARNING
 from kb.types import Answer, AnswerSentence, Citation, ComparisonRow, Document, Filters, Span
 from ui import Turn
 
@@ -187,6 +188,7 @@ def _sections_html(answer: Answer, mid: str) -> str:
     (each unit followed by its [n] link, then the source's evidence label), "Sources differ"
     lines naming what differs and each side's figure."""
     out: list[str] = ['<div class="kb-answer">']
+    warnings = {c.n: c.warnings for c in answer.citations if c.warnings}
     for sec in answer.sections:
         if sec.label:
             note = f" — {esc(sec.note)}" if not sec.quotes and sec.note else ""
@@ -206,6 +208,8 @@ def _sections_html(answer: Answer, mid: str) -> str:
                 units = " ".join(f'<span class="kb-sent">{esc(u)}{_cite_links([q.citation], mid)}</span>'
                                  for u in q.units)
                 label = f' <span class="kb-muted">— {esc(q.evidence)}</span>' if q.evidence else ""
+                label += "".join(f' <span class="kb-warn kb-inline">⚠ {esc(w)}</span>'
+                                 for w in warnings.get(q.citation, ()))
                 out.append(f"<li>{units}{label}</li>")
         out.append("</ul>")
     out.append("</div>")
@@ -301,8 +305,20 @@ def _quote_matches(doc: Document | None, c: Citation) -> bool:
     return doc is not None and 0 <= c.start <= c.end <= len(doc.text) and doc.text[c.start:c.end] == c.quote
 
 
+def _planted_html(doc: Document, flagged: Sequence[Span], a: int, b: int, known: Sequence[str] = ()) -> str:
+    """A warning for each flagged span (text addressing the reader or a model) shown in
+    doc.text[a:b], quoting its start so the reader knows which text it is."""
+    out = []
+    for x, y in flagged:
+        if x < b and a < y and INSTRUCTION_WARNING not in known:
+            snippet = " ".join(doc.text[x:y].split())
+            snippet = snippet if len(snippet) <= 90 else snippet[:87].rstrip() + "…"
+            out.append(f'<div class="kb-warn">⚠ {esc(INSTRUCTION_WARNING)}: “{esc(snippet)}”</div>')
+    return "".join(out)
+
+
 def _passage_html(c: Citation, doc: Document | None, passages: Mapping[str, Span], mid: str,
-                  ids: str) -> str:
+                  ids: str, flagged: Sequence[Span] = ()) -> str:
     """One cited passage with the quote highlighted, plus a link into the full-text view."""
     where = [f"[{c.n}]"] if ids == "c" else []
     page = doc.page_at(c.start) if doc is not None else None
@@ -318,16 +334,19 @@ def _passage_html(c: Citation, doc: Document | None, passages: Mapping[str, Span
         cut_left = a > 0 and doc.text[a - 1] not in "\n\f" and doc.text[max(0, a - 80):a].rstrip()[-1:] not in _ENDS
         cut_right = b < len(doc.text) and doc.text[b] not in "\n\f" and doc.text[b - 1] not in _ENDS
         body = ("…" if cut_left else "") + body + ("…" if cut_right else "")
+        planted = _planted_html(doc, flagged, a, b, c.warnings)  # in the context shown around the quote
         link = f'<a class="kb-open" href="#{esc(mid)}-{ids}m{c.n}">View in document ↓</a>'
     else:  # offsets do not match the text we hold (e.g. a stale index): show the quote only
+        planted = ""
         body = f'<mark class="kb-hl">{esc(c.quote)}</mark>'
         link = '<span class="kb-muted">quoted text not found at its offsets in the document</span>'
-    return (f'<div class="kb-passage" id="{esc(mid)}-{ids}{c.n}">{head}'
+    warn = "".join(f'<div class="kb-warn">⚠ {esc(w)}</div>' for w in c.warnings) + planted
+    return (f'<div class="kb-passage" id="{esc(mid)}-{ids}{c.n}">{head}{warn}'
             f'<div class="kb-passage-text">{body}</div>{link}</div>')
 
 
 def _doc_view_html(doc: Document, cites: Sequence[Citation], anchor_prefix: str, view_id: str,
-                   ids: str) -> str:
+                   ids: str, flagged: Sequence[Span] = ()) -> str:
     marks = [Mark(c.start, c.end, f"{anchor_prefix}-{ids}m{c.n}", str(c.n) if ids == "c" else "")
              for c in cites if _quote_matches(doc, c)]
     a, b = doc_window(len(doc.text), marks)
@@ -335,6 +354,7 @@ def _doc_view_html(doc: Document, cites: Sequence[Citation], anchor_prefix: str,
     if (a, b) != (0, len(doc.text)):
         note = (f'<div class="kb-muted">Showing characters {a:,}–{b:,} of {len(doc.text):,} '
                 "(the document is too long to show whole).</div>")
+    note += _planted_html(doc, flagged, a, b)
     return (f'<details class="kb-doc" id="{esc(view_id)}"><summary>Full document '
             f'({len(doc.text):,} characters)</summary>{note}'
             f'<div class="kb-doctext">{highlight(doc.text[a:b], marks, offset=a)}</div></details>')
@@ -355,8 +375,9 @@ def sources_html(turn: Turn, mid: str, *, closest: bool = False) -> str:
         evidence = meta.shown_evidence if meta else first.evidence
         year = meta.year if meta else first.year
         extra = [meta.publisher if meta else "", source]
-        passages = "".join(_passage_html(c, doc, turn.passages, mid, ids) for c in group)
-        view = _doc_view_html(doc, group, mid, f"{mid}-{ids}d{d}", ids) if doc is not None else ""
+        flagged = turn.flagged.get(source, ())
+        passages = "".join(_passage_html(c, doc, turn.passages, mid, ids, flagged) for c in group)
+        view = _doc_view_html(doc, group, mid, f"{mid}-{ids}d{d}", ids, flagged) if doc is not None else ""
         cards.append(f'<div class="kb-src"><div class="kb-src-title">{esc(title)}</div>'
                      f'{badges(doc_type, evidence, year, extra)}{passages}{view}</div>')
     label = "Closest passages found (not judged to answer the question)" if closest else "Sources"
@@ -422,5 +443,8 @@ details.kb-doc summary { cursor: pointer; font-size: .78rem; opacity: .8; }
 .kb-term { display: inline-block; font-family: ui-monospace, monospace; font-size: .78rem;
   padding: .05rem .45rem; margin: .1rem .2rem; border-radius: .3rem; background: rgba(128,128,128,.14); }
 .kb-muted { opacity: .65; font-size: .8rem; }
+.kb-warn { font-size: .8rem; font-weight: 600; margin: .2rem 0; padding: .15rem .45rem; border-radius: .3rem;
+  background: rgba(217, 119, 6, .15); color: #b45309; }
+.kb-warn.kb-inline { display: inline; font-size: .75rem; margin-left: .3rem; }
 </style>
 """
