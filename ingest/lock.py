@@ -80,19 +80,19 @@ def index_lock(index_dir: Path, wait_s: float) -> Iterator[None]:
         lock.acquire(timeout=0)
     except Timeout:
         if wait_s <= 0:
-            raise IndexLockedError(f"the index at {index_dir} is being written by another ingest: "
+            raise IndexLockedError(f"the index at {index_dir} is being written by another process: "
                                    f"{_describe(index_dir)}; not waiting (try again when it has "
                                    "finished)") from None
-        logger.warning("waiting up to %g s for the other ingest writing %s to finish: %s",
+        logger.warning("waiting up to %g s for the other process writing %s to finish: %s",
                        wait_s, index_dir, _describe(index_dir))
         started = time.monotonic()
         try:
             lock.acquire(timeout=wait_s)
         except Timeout:
-            raise IndexLockedError(f"the index at {index_dir} is being written by another ingest: "
+            raise IndexLockedError(f"the index at {index_dir} is being written by another process: "
                                    f"{_describe(index_dir)}; gave up after waiting {wait_s:g} s (try "
                                    "again when it has finished, or wait longer with --wait SECONDS)") from None
-        logger.info("the other ingest finished after %.1f s", time.monotonic() - started)
+        logger.info("the other writer finished after %.1f s", time.monotonic() - started)
     held.add(path)
     try:
         yield

@@ -247,6 +247,34 @@ def test_publish_refuses_an_unverified_folder(small: Settings) -> None:
     _assert_verified(small)
 
 
+def test_threads_of_one_process_take_turns_and_nesting_is_free(tmp_path: Path) -> None:
+    import threading
+
+    from ingest.lock import index_lock
+    from kb.errors import IndexLockedError
+
+    index = tmp_path / "index"
+    holding, done = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with index_lock(index, 0):
+            holding.set()
+            done.wait(10)
+
+    other = threading.Thread(target=hold)
+    other.start()
+    holding.wait(10)
+    with pytest.raises(IndexLockedError, match=f"PID {os.getpid()}"):
+        with index_lock(index, 0):
+            pass
+    threading.Timer(0.2, done.set).start()
+    with index_lock(index, 10):  # waits for the other thread
+        with index_lock(index, 0):  # add_file -> ingest_corpus
+            assert done.is_set()
+    other.join()
+    assert owner.read_owner(tmp_path / "index.lock") is None, "a normal release leaves no holder"
+
+
 # ------------------------------------------------------------------ owners of build folders
 
 def test_owner_record_tells_a_running_process_from_a_gone_or_reused_pid(tmp_path: Path) -> None:
