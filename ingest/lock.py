@@ -20,7 +20,7 @@ from typing import Iterator
 from filelock import FileLock, Timeout
 
 from kb import owner
-from kb.errors import IndexLockedError
+from kb.errors import IndexLockedError, KBError
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +57,17 @@ def _record_holder(fd: int) -> None:
     os.fsync(fd)
 
 
+def _acquire(lock: FileLock, timeout: float) -> None:
+    """Take `lock` within `timeout` seconds (filelock.Timeout if not); a folder where no lock
+    can be taken (read-only, a file system without flock) is a KBError saying so."""
+    try:
+        lock.acquire(timeout=timeout)
+    except Timeout:
+        raise
+    except OSError as e:
+        raise KBError(f"cannot take the index lock {lock.lock_file}: {e.strerror or e}") from e
+
+
 @contextmanager
 def index_lock(index_dir: Path, wait_s: float) -> Iterator[None]:
     """Hold the writer lock of `index_dir`. If another process holds it, wait up to `wait_s`
@@ -77,7 +88,7 @@ def index_lock(index_dir: Path, wait_s: float) -> Iterator[None]:
     # fallback: only a kernel lock is released for certain when its holder dies.
     lock = FileLock(path, preserve_lock_file=True, fallback_to_soft=False, on_acquired=on_acquired)
     try:
-        lock.acquire(timeout=0)
+        _acquire(lock, 0)
     except Timeout:
         if wait_s <= 0:
             raise IndexLockedError(f"the index at {index_dir} is being written by another process: "
@@ -87,7 +98,7 @@ def index_lock(index_dir: Path, wait_s: float) -> Iterator[None]:
                        wait_s, index_dir, _describe(index_dir))
         started = time.monotonic()
         try:
-            lock.acquire(timeout=wait_s)
+            _acquire(lock, wait_s)
         except Timeout:
             raise IndexLockedError(f"the index at {index_dir} is being written by another process: "
                                    f"{_describe(index_dir)}; gave up after waiting {wait_s:g} s (try "

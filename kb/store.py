@@ -293,10 +293,12 @@ def publish(build_dir: Path, index_dir: Path) -> Path:
         legacy = index_dir.parent / f"{index_dir.name}.v-legacy-{uuid.uuid4().hex[:8]}"
         os.replace(index_dir, legacy)
         previous = legacy
+    # Complete and verified: no longer work in progress (done before the swap, so a published
+    # folder never carries a record that could later make it look abandoned).
+    (build_dir / OWNER).unlink(missing_ok=True)
     link_tmp = index_dir.parent / f".{index_dir.name}.link-{uuid.uuid4().hex[:8]}"
     os.symlink(build_dir.name, link_tmp)
     os.replace(link_tmp, index_dir)
-    (build_dir / OWNER).unlink(missing_ok=True)  # published: no longer anyone's work in progress
     keep = {build_dir.resolve(), previous}
     for old in _versions(index_dir):
         if old.resolve() not in keep and _removable(old):

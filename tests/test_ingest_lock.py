@@ -275,6 +275,23 @@ def test_threads_of_one_process_take_turns_and_nesting_is_free(tmp_path: Path) -
     assert owner.read_owner(tmp_path / "index.lock") is None, "a normal release leaves no holder"
 
 
+def test_a_folder_where_no_lock_can_be_taken_is_a_clear_error(tmp_path: Path, monkeypatch) -> None:
+    import errno
+
+    import filelock
+
+    from ingest.lock import index_lock
+    from kb.errors import KBError
+
+    def no_flock(self: object, *a: object, **k: object) -> None:
+        raise OSError(errno.ENOSYS, "Function not implemented")
+
+    monkeypatch.setattr(filelock.FileLock, "acquire", no_flock)
+    with pytest.raises(KBError, match="cannot take the index lock .*index.lock: Function not implemented"):
+        with index_lock(tmp_path / "index", 0):
+            pass
+
+
 # ------------------------------------------------------------------ owners of build folders
 
 def test_owner_record_tells_a_running_process_from_a_gone_or_reused_pid(tmp_path: Path) -> None:
