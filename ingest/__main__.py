@@ -1,4 +1,4 @@
-"""CLI: python -m ingest [--corpus DIR] [--index DIR] [--force] [--ray]
+"""CLI: python -m ingest [--corpus DIR] [--index DIR] [--force] [--ray] [--wait S | --no-wait]
        python -m ingest pubmed QUERY [--max N] [--since YEAR] [--pmids FILE]"""
 from __future__ import annotations
 
@@ -25,6 +25,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument("--ray", action="store_true",
                         help="embed on Ray Data (RAY_ADDRESS, or a local Ray); needs requirements-ray.txt")
+    waiting = parser.add_mutually_exclusive_group()
+    waiting.add_argument("--wait", type=float, default=settings.index_lock_wait_s, metavar="SECONDS",
+                         help="while another ingest writes the index, wait this long for it, then stop "
+                              f"naming it (default {settings.index_lock_wait_s:g})")
+    waiting.add_argument("--no-wait", action="store_const", const=0.0, dest="wait",
+                         help="stop at once if another ingest is writing the index")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
@@ -37,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
 
             embedder = RayEmbedder  # a factory: Ray starts only if something needs embedding
         report = ingest_corpus(args.corpus, args.index, embedder=embedder, force=args.force,
-                               show_progress=not args.quiet)
+                               show_progress=not args.quiet, wait_s=args.wait)
     except KBError as e:
         print(f"ingest: {e}", file=sys.stderr)
         return 1

@@ -24,6 +24,7 @@ from ingest.corpus_files import (SkippedFile, corpus_files, file_hash as _file_h
                                  indexed_hashes, input_hashes, keep_order, scan_corpus, source_key)
 from ingest.embed_cache import StagingCache
 from ingest.loaders import LoadedText, human_size, load_bytes, load_file
+from ingest.lock import index_lock
 from ingest.metadata import infer_meta
 from ingest.references import parse_references
 from ingest.structure import classify
@@ -422,8 +423,28 @@ def ingest_corpus(
     settings: Settings | None = None,
     force: bool = False,
     show_progress: bool = True,
+    wait_s: float | None = None,
 ) -> IngestReport:
-    """`python -m ingest`: (re)build the index of the corpus folder if anything changed."""
+    """`python -m ingest`: (re)build the index of the corpus folder if anything changed, as its
+    only writer (ingest/lock.py): while another process writes it, wait up to `wait_s` seconds
+    (None: settings.index_lock_wait_s; 0: not at all), then IndexLockedError names that process."""
+    settings = settings or get_settings()
+    index_dir = Path(index_dir or settings.index_dir)
+    with index_lock(index_dir, settings.index_lock_wait_s if wait_s is None else wait_s):
+        return _ingest_corpus(corpus_dir, index_dir, embedder=embedder, settings=settings, force=force,
+                              show_progress=show_progress)
+
+
+def _ingest_corpus(
+    corpus_dir: Path | None = None,
+    index_dir: Path | None = None,
+    *,
+    embedder: Embedder | EmbedderFactory | None = None,
+    settings: Settings | None = None,
+    force: bool = False,
+    show_progress: bool = True,
+) -> IngestReport:
+    """ingest_corpus, holding the index lock."""
     settings = settings or get_settings()
     corpus_dir = Path(corpus_dir or settings.corpus_dir)
     index_dir = Path(index_dir or settings.index_dir)
@@ -466,9 +487,29 @@ def add_file(
     index_dir: Path | None = None,
     embedder: Embedder | EmbedderFactory | None = None,
     settings: Settings | None = None,
+    wait_s: float | None = None,
 ) -> tuple[str, IngestReport]:
-    """Save an uploaded file into the corpus under a safe name and re-ingest incrementally.
-    The file is validated first: a bad file raises SourceError and changes nothing."""
+    """Save an uploaded file into the corpus under a safe name and re-ingest incrementally,
+    holding the index lock throughout (as ingest_corpus; nothing is written while another
+    process holds it). The file is validated first: a bad file raises SourceError and changes
+    nothing."""
+    settings = settings or get_settings()
+    index_dir = Path(index_dir or settings.index_dir)
+    with index_lock(index_dir, settings.index_lock_wait_s if wait_s is None else wait_s):
+        return _add_file(name, data, corpus_dir=corpus_dir, index_dir=index_dir, embedder=embedder,
+                         settings=settings)
+
+
+def _add_file(
+    name: str,
+    data: bytes,
+    *,
+    corpus_dir: Path | None = None,
+    index_dir: Path | None = None,
+    embedder: Embedder | EmbedderFactory | None = None,
+    settings: Settings | None = None,
+) -> tuple[str, IngestReport]:
+    """add_file, holding the index lock."""
     settings = settings or get_settings()
     corpus_dir = Path(corpus_dir or settings.corpus_dir)
     safe = safe_file_name(name)

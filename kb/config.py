@@ -181,6 +181,9 @@ class Settings:
     # records: a test hook (the UI tests use tests.fakes:FakeEmbedder); empty in normal use.
     embedder_factory: str = field(default_factory=lambda: os.environ.get("FSGS_KB_EMBEDDER", ""))
     max_file_bytes: int = 50 * 1024 * 1024  # larger sources are refused, to bound memory
+    # A second ingest of one index waits this long for the one writing it (which usually leaves it
+    # up to date), then stops naming it; 0 = do not wait. `python -m ingest --wait S / --no-wait`.
+    index_lock_wait_s: float = field(default_factory=lambda: float(os.environ.get("FSGS_KB_INDEX_LOCK_WAIT", "300")))
     pubmed: PubMedSettings = field(
         default_factory=lambda: PubMedSettings(
             eutils_url=os.environ.get("FSGS_KB_EUTILS_URL") or PubMedSettings.eutils_url,

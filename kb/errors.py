@@ -61,3 +61,8 @@ class NetworkError(KBError):
 
 class DraftError(KBError):
     """A draft to audit that cannot be read: unsupported format, undecodable, empty, too long."""
+
+
+class IndexLockedError(KBError):
+    """Another process is writing the index (the message names it: PID, since when); raised
+    after waiting the configured time, or at once when asked not to wait."""

@@ -17,7 +17,10 @@
                       before it existed, which then open with none
 
 `index_dir` itself is a symlink to a versioned sibling folder; publishing a new build swaps the
-link atomically, so a reader sees the old index or the new one, never half of either.
+link atomically, so a reader sees the old index or the new one, never half of either. A build
+folder records its writer (`.owner.json`: PID + process start time, kb/owner.py) until it is
+published, so no other process's cleanup removes it while it is written, and it is verified in
+full before the link is swapped to it.
 """
 from __future__ import annotations
 
@@ -36,8 +39,9 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
+from kb import owner
 from kb.config import INDEX_FORMAT_VERSION, RetrievalSettings
-from kb.errors import IndexFormatError, IndexMissingError, ModelMismatchError
+from kb.errors import IndexFormatError, IndexMissingError, KBError, ModelMismatchError
 from kb.instructions import flagged_spans
 from kb.types import Abbreviation, Chunk, DocMeta, Document, IndexInfo, Reference
 
@@ -52,6 +56,7 @@ BM25_DIR = "bm25"
 REFERENCES = "references.jsonl"
 SENTENCE_VECTORS = "sentence_vectors.npy"
 ABBREVIATIONS = "abbreviations.jsonl"
+OWNER = ".owner.json"  # the process writing an unpublished build folder (not part of the index)
 
 
 @dataclass
@@ -220,7 +225,7 @@ def write_index(
 
     files = {}
     for p in sorted(dest.rglob("*")):
-        if p.is_file() and p.name != MANIFEST:
+        if p.is_file() and p.name not in (MANIFEST, OWNER):
             rel = p.relative_to(dest).as_posix()
             st = p.stat()  # its times let the up-to-date check skip hashing (verify_files_quick)
             files[rel] = {"sha256": file_sha256(p), "bytes": st.st_size,
@@ -244,29 +249,70 @@ def write_index(
 # ---------------------------------------------------------------- publish (atomic swap)
 
 def new_build_dir(index_dir: Path) -> Path:
-    """A fresh sibling folder to build into; never visible under `index_dir` until published."""
+    """A fresh sibling folder to build into, recorded as this process's (so that no other
+    process's cleanup removes it while it is written); never visible under `index_dir` until
+    published. It appears under its final name with the record already inside."""
     index_dir = Path(index_dir)
     index_dir.parent.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    return index_dir.parent / f"{index_dir.name}.v-{stamp}-{uuid.uuid4().hex[:8]}"
+    token = uuid.uuid4().hex[:8]
+    tmp = index_dir.parent / f".{index_dir.name}.new-{token}"
+    tmp.mkdir()
+    owner.write_owner(tmp / OWNER, owner.current())
+    final = index_dir.parent / f"{index_dir.name}.v-{stamp}-{token}"
+    os.rename(tmp, final)
+    return final
+
+
+def _versions(index_dir: Path) -> list[Path]:
+    """Version folders beside `index_dir`, and half-made ones from new_build_dir."""
+    parent, name = index_dir.parent, index_dir.name
+    return [d for d in (*parent.glob(f"{name}.v-*"), *parent.glob(f".{name}.new-*"))
+            if d.is_dir() and not d.is_symlink()]
+
+
+def _removable(folder: Path) -> bool:
+    """No running process (this one included) is writing `folder`. A half-made folder without
+    its writer's record yet may be a moment old: it is left alone."""
+    record = owner.read_owner(folder / OWNER)
+    if record is None:
+        return not folder.name.startswith(".")
+    return not owner.is_running(record)
+
+
+def verify_build(build_dir: Path) -> None:
+    """The full check an open does (manifest, every file's checksum, counts), or IndexFormatError."""
+    read_index(build_dir)
 
 
 def publish(build_dir: Path, index_dir: Path) -> Path:
-    """Point `index_dir` at `build_dir` with one atomic rename of a symlink, then remove
-    versions older than the one just replaced (kept for readers that still hold it)."""
-    index_dir = Path(index_dir)
+    """Verify `build_dir` as opening it would, point `index_dir` at it with one atomic rename
+    of a symlink, then remove versions older than the one just replaced (kept for readers that
+    still hold it), except folders another running process is writing. A folder that fails
+    the check is not published: IndexFormatError, and `index_dir` keeps the previous index."""
+    build_dir, index_dir = Path(build_dir), Path(index_dir)
+    if build_dir.parent.resolve() != index_dir.parent.resolve():
+        raise ValueError(f"build folder {build_dir} must be beside {index_dir}")
+    try:
+        verify_build(build_dir)
+    except KBError as e:
+        raise IndexFormatError(f"the new index in {build_dir} failed verification and was not published "
+                               f"({e}); {index_dir} still holds the previous index") from e
     previous = index_dir.resolve() if index_dir.is_symlink() else None
     if index_dir.exists() and not index_dir.is_symlink():
         # An index folder from a plain copy: move it aside to become a version like the others.
         legacy = index_dir.parent / f"{index_dir.name}.v-legacy-{uuid.uuid4().hex[:8]}"
         os.replace(index_dir, legacy)
         previous = legacy
+    # Complete and verified: no longer work in progress (done before the swap, so a published
+    # folder never carries a record that could later make it look abandoned).
+    (build_dir / OWNER).unlink(missing_ok=True)
     link_tmp = index_dir.parent / f".{index_dir.name}.link-{uuid.uuid4().hex[:8]}"
     os.symlink(build_dir.name, link_tmp)
     os.replace(link_tmp, index_dir)
     keep = {build_dir.resolve(), previous}
-    for old in index_dir.parent.glob(f"{index_dir.name}.v-*"):
-        if old.resolve() not in keep and old.is_dir():
+    for old in _versions(index_dir):
+        if old.resolve() not in keep and _removable(old):
             shutil.rmtree(old, ignore_errors=True)
     return build_dir
 
@@ -276,11 +322,18 @@ def discard(build_dir: Path) -> None:
 
 
 def remove_stale_builds(index_dir: Path) -> None:
-    """Folders left by an interrupted build (no manifest, not published) are deleted."""
+    """Folders left by interrupted builds are deleted: unpublished ones whose writer is no
+    longer running (or, from before writers were recorded, that have no manifest). A folder
+    another running process is writing is never touched."""
     index_dir = Path(index_dir)
     current = index_dir.resolve() if index_dir.exists() else None
-    for d in index_dir.parent.glob(f"{index_dir.name}.v-*"):
-        if d.is_dir() and d.resolve() != current and not (d / MANIFEST).exists():
+    for d in _versions(index_dir):
+        if d.resolve() == current:
+            continue
+        record = owner.read_owner(d / OWNER)
+        if _removable(d) and (record is not None or not (d / MANIFEST).exists()):
+            logger.info("removing %s, left by an interrupted build%s", d.name,
+                        f" ({record.describe()}, no longer running)" if record else "")
             shutil.rmtree(d, ignore_errors=True)
 
 

@@ -127,7 +127,8 @@ def load_base(settings: Settings) -> tuple["KnowledgeBase | None", str]:
 
 @st.cache_resource
 def _ingest_lock() -> threading.Lock:
-    """One build at a time per server: two sessions uploading must not race on the index."""
+    """One build at a time per server: two sessions uploading must not race on the index (other
+    processes, e.g. `make ingest`, are kept out by the index lock the ingest entry points take)."""
     return threading.Lock()
 
 
@@ -191,10 +192,12 @@ def import_from_pubmed(query: str, count: int, on_progress: Callable[[int, int, 
 def save_correction(source: str, changes: dict, base: "KnowledgeBase | None", settings: Settings) -> tuple[bool, str]:
     """Write a metadata correction to the catalogue and re-index (vectors are reused)."""
     from ingest.catalogue import write_entry
+    from ingest.lock import index_lock
 
     with _ingest_lock():
         try:
-            write_entry(settings.catalogue_path, source, changes)
+            with index_lock(settings.index_dir, settings.index_lock_wait_s):  # not while an ingest reads it
+                write_entry(settings.catalogue_path, source, changes)
         except KBError as e:
             return False, render.md_escape(f"Not saved — {e}")
     ok, message = build_index(base, settings)
