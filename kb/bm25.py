@@ -41,6 +41,11 @@ def tokenize(texts: list[str]) -> "bm25s.tokenization.Tokenized":
 
 
 def query_tokens(text: str) -> list[str]:
+    return list(_query_tokens(text))
+
+
+@lru_cache(maxsize=65_536)  # the answerer stems the same sentences for many questions
+def _query_tokens(text: str) -> tuple[str, ...]:
     tokens = bm25s.tokenize([us_spelling(text)], stopwords="en", stemmer=_stemmer(), return_ids=False,
                             show_progress=False)
-    return list(tokens[0]) if tokens else []
+    return tuple(tokens[0]) if tokens else ()

@@ -135,6 +135,28 @@ def _compile(terms: Iterable[str]) -> re.Pattern[str] | None:
     return re.compile(r"(?<![\w])(?:" + "|".join(bodies) + r")(?![\w])", re.IGNORECASE)
 
 
+_WORD = re.compile(r"\w+")
+
+
+def _first_word_index(items: Iterable[tuple[str, Iterable[str]]]) -> tuple[dict[str, set[str]], set[str]]:
+    """first word of a term (lower case) -> concept ids; and the concepts some term of which
+    does not start with a word character (always candidates). A match of a term's pattern starts
+    at a word boundary with that first word whole (or with its plural, when it is the last word)."""
+    by_first: dict[str, set[str]] = {}
+    always: set[str] = set()
+    for cid, terms in items:
+        for t in terms:
+            t = t.strip()
+            if not t:
+                continue
+            m = _WORD.match(t.lower())
+            if m is None:
+                always.add(cid)
+            else:
+                by_first.setdefault(m.group(0), set()).add(cid)
+    return by_first, always
+
+
 class Vocabulary:
     """Concepts and attributes of vocabulary.yaml, with compiled matchers (read-only)."""
 
@@ -148,6 +170,12 @@ class Vocabulary:
         self._passage = {cid: _compile((*c.terms, *c.library_terms)) for cid, c in concepts.items()}
         self._question = {cid: _compile((*c.terms, *c.library_terms, *c.question_terms))
                           for cid, c in concepts.items()}
+        # With a corpus's mined abbreviations there are thousands of concepts: only those whose
+        # terms' first word occurs in a text are matched against it (see _candidates).
+        self._order = {cid: i for i, cid in enumerate(concepts)}
+        self._by_first = {False: _first_word_index((cid, (*c.terms, *c.library_terms)) for cid, c in concepts.items()),
+                          True: _first_word_index((cid, (*c.terms, *c.library_terms, *c.question_terms))
+                                                  for cid, c in concepts.items())}
         self._classes: dict[str, set[str]] = {}
         for cid, c in concepts.items():
             for m in c.members:
@@ -166,7 +194,9 @@ class Vocabulary:
     def find(self, text: str, *, question: bool = False) -> list[Mention]:
         """Every concept mention in `text`, sorted by position."""
         out: list[Mention] = []
-        for cid, pattern in (self._question if question else self._passage).items():
+        patterns = self._question if question else self._passage
+        for cid in sorted(self._candidates(text, question), key=self._order.__getitem__):
+            pattern = patterns[cid]
             if pattern is None:
                 continue
             for m in pattern.finditer(text):
@@ -176,6 +206,18 @@ class Vocabulary:
         # mention of its own: "steroid-resistant" is a condition, not the drug class.
         return [m for m in out if not any(o.concept != m.concept and o.start <= m.start and m.end <= o.end
                                           and (o.end - o.start) > (m.end - m.start) for o in out)]
+
+    def _candidates(self, text: str, question: bool) -> set[str]:
+        """Concepts that may be mentioned in `text`: a superset of what their patterns match,
+        found by set look-ups of the text's words (a plural's singular too) instead of one
+        regex scan per concept."""
+        by_first, always = self._by_first[question]
+        words = set(_WORD.findall(text.lower()))
+        words |= {w[:-1] for w in words if w.endswith("s")} | {w[:-2] for w in words if w.endswith("es")}
+        out = set(always)
+        for w in words:
+            out.update(by_first.get(w, ()))
+        return out
 
     def concepts_in(self, text: str, *, question: bool = False) -> set[str]:
         return {m.concept for m in self.find(text, question=question)}
