@@ -62,7 +62,7 @@ def filler_documents(sources: Sequence[str], n_docs: int, seed: int = 0):
         yield abstract_document(f"filler-{i}", f"Filler abstract {i}", body)
 
 
-def run(n_chunks: int, n_questions: int) -> dict:
+def run(n_chunks: int, n_questions: int, keep: Path | None = None) -> dict:
     from eval import scifact as sf
     from ingest.build import build_index
     from kb.api import open_kb
@@ -84,31 +84,37 @@ def run(n_chunks: int, n_questions: int) -> dict:
         with open(pubmedqa, encoding="utf-8") as f:
             texts += [json.loads(line)["text"] for line in f if line.strip()]
     documents = list(data.documents) + list(filler_documents(texts, need))
-    root = Path(tempfile.mkdtemp(prefix="bench-ask-scale-", dir=sf.CACHE_DIR.parent))
+    root = keep or Path(tempfile.mkdtemp(prefix="bench-ask-scale-", dir=sf.CACHE_DIR.parent))
     try:
         index_dir = root / "index"
         emb = LookupEmbedder(known, settings.model_name, key_model, load_embedder())
         t = time.perf_counter()
-        report = build_index(documents, index_dir, embedder=emb, settings=replace(settings, index_dir=index_dir),
-                             show_progress=False)
-        build_s = time.perf_counter() - t
+        build_s = float("nan")  # a kept index (--keep) is reused as it is
+        if not (keep and index_dir.exists()):
+            build_index(documents, index_dir, embedder=emb, settings=replace(settings, index_dir=index_dir),
+                        show_progress=False)
+            build_s = time.perf_counter() - t
         big = open_kb(index_dir, embedder=emb.real)
+        n = big.manifest["counts"]
         claims = [data.queries[q] for q in list(data.test)[:n_questions]]
-        lat = measure(f"ask ({report.chunks:,} chunks)", big.ask, claims, warmup=1)
-        return {"chunks": report.chunks, "documents": report.documents, "build_s": build_s,
+        lat = measure(f"ask ({n['chunks']:,} chunks)", big.ask, claims, warmup=1)
+        return {"chunks": n["chunks"], "documents": n["documents"], "build_s": build_s,
                 "vector_index": big.manifest["vector_index"].get("type"), "n": lat.n,
                 "p50_ms": lat.p50_ms, "p95_ms": lat.p95_ms, "mean_ms": lat.mean_ms}
     finally:
-        shutil.rmtree(root, ignore_errors=True)
+        if keep is None:
+            shutil.rmtree(root, ignore_errors=True)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.ask_scale", description=__doc__)
     parser.add_argument("--chunks", type=int, default=100_000)
     parser.add_argument("--questions", type=int, default=50)
+    parser.add_argument("--keep", type=Path, default=None,
+                        help="build the index in this folder and keep it; reuse it if it is there (dev)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    print(json.dumps(run(args.chunks, args.questions)), flush=True)
+    print(json.dumps(run(args.chunks, args.questions, args.keep)), flush=True)
     return 0
 
 
