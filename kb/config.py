@@ -77,6 +77,7 @@ class ScoringSettings:
     aim_factor: float = 1.0  # a sentence stating a study's aim (or restating the title), not a finding: x this
     w_chunk: float = 0.05  # hybrid retrieval score of its chunk: a weak tie-breaker
     w_entity: float = 0.0  # how directly it names the required entities (own > context > heading > title)
+    document_entity_factor: float = 0.9  # of two entities asked together, one named only elsewhere in its document: x this
     w_name: float = 0.3  # its document names the trial / gene the question names (a soft constraint)
     context_credit: float = 0.5  # a key term only in the list intro / heading / title counts this much
     min_entity_aboutness: float = 0.4  # an entity named only in the document title still counts (labels, abstracts)
@@ -91,6 +92,7 @@ class ScoringSettings:
     absent_term_dense: float = 0.0  # a question word no passage contains: the best sentence must be this close (0: off, as fitted)
     require_answer_type: bool = True  # "what dose" with no sentence stating a dose: abstain
     name_chunks: int = 10  # chunks naming a trial / gene name added to the candidates
+    form_ending: int = 2  # a key word also matches corpus stems this many letters longer/shorter ("weigh"/"weight")
 
 
 @dataclass(frozen=True)
