@@ -557,7 +557,10 @@ def needs_for(base: "KnowledgeBase", text: str, filters: Filters | None = None,
 
 
 def key_coverage(ann: Annotated, keys: Sequence[KeyTerm], context_credit: float) -> float:
-    """IDF-weighted share of the key terms a sentence contains (its context counts partly)."""
+    """IDF-weighted share of the key terms a sentence contains (its context counts partly).
+    A term no passage contains cannot tell sentences apart: it is left out here (coverage()
+    judges it through `absent_term_dense`)."""
+    keys = [k for k in keys if not k.absent]
     total = sum(k.weight for k in keys)
     if total <= 0:
         return 1.0  # the text asks nothing beyond its entities: nothing is missing
