@@ -87,9 +87,9 @@ class ScoringSettings:
     short_chars: int = 25
     relative_floor: float = 0.6  # keep sentences scoring at least this share of the best one
     min_score: float = 0.35  # best eligible sentence below this: the corpus does not answer
-    min_key_coverage: float = 0.3  # key-term coverage below this needs a close meaning instead ...
+    min_key_coverage: float = 0.4  # key-term coverage below this needs a close meaning instead ...
     min_dense_alone: float = 0.4  # ... a sentence this close by the embedding
-    absent_term_dense: float = 0.0  # a question word no passage contains: the best sentence must be this close (0: off, as fitted)
+    absent_term_dense: float = 0.55  # a question word no passage contains: the best sentence must be this close
     require_answer_type: bool = True  # "what dose" with no sentence stating a dose: abstain
     name_chunks: int = 10  # chunks naming a trial / gene name added to the candidates
     form_ending: int = 2  # a key word also matches corpus stems this many letters longer/shorter ("weigh"/"weight")

@@ -238,6 +238,7 @@ class CorpusView:
     chunk_rows: dict[str, int] = field(default_factory=dict)
     mentions: dict[tuple, bool] = field(default_factory=dict)  # (source, requirement) -> named in it
     _sorted_vocab: list[str] | None = None  # BM25's stems, sorted (for `forms`)
+    _catalogue_stems: frozenset[str] | None = None  # stems of every title, author and publisher
 
     def __post_init__(self) -> None:
         self.chunk_rows = {c.chunk_id: i for i, c in enumerate(self.base.contents.chunks)}
@@ -293,6 +294,15 @@ class CorpusView:
             if len(stem) - cut >= 4 and stem[:-cut] in bm25.vocab_dict:
                 out.append(stem[:-cut])
         return tuple(out)
+
+    def in_catalogue(self, stem: str) -> bool:
+        """Is `stem` a word of some document's title, authors or publisher? ("the Choudhry
+        trial": a first author's name is how readers name a study.)"""
+        if self._catalogue_stems is None:
+            words = " ".join(" ".join((d.title, " ".join(d.meta.authors), d.meta.publisher))
+                             for d in self.base.contents.documents.values())
+            self._catalogue_stems = frozenset(stems(words))
+        return stem in self._catalogue_stems
 
     def has_word(self, word: str) -> bool:
         toks = stems(word)
@@ -544,8 +554,8 @@ def needs_for(base: "KnowledgeBase", text: str, filters: Filters | None = None,
             forms = view.forms(x)
             present = [f for f in forms if view.df(f) > 0]
             weight = view.idf(x) if view.df(x) > 0 or not present else max(view.idf(f) for f in present)
-            keys.append(KeyTerm(w.group(0), frozenset({x}), frozenset(), weight, absent=not present,
-                                forms=frozenset(present)))
+            keys.append(KeyTerm(w.group(0), frozenset({x}), frozenset(), weight,
+                                absent=not present and not view.in_catalogue(x), forms=frozenset(present)))
     kind = answer_type(text)
     if not kind and (a.comparative or _TIME_POINT.search(text)) and \
             any(vocab.concepts[c].kind == "outcome" for c in a.concepts):
@@ -560,6 +570,8 @@ def key_coverage(ann: Annotated, keys: Sequence[KeyTerm], context_credit: float)
     """IDF-weighted share of the key terms a sentence contains (its context counts partly).
     A term no passage contains cannot tell sentences apart: it is left out here (coverage()
     judges it through `absent_term_dense`)."""
+    if keys and all(k.absent for k in keys):
+        return 0.0  # every word it asks about is missing from the corpus
     keys = [k for k in keys if not k.absent]
     total = sum(k.weight for k in keys)
     if total <= 0:

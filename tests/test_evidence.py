@@ -93,6 +93,7 @@ def test_key_coverage_leaves_out_words_no_passage_contains() -> None:
     kids = KeyTerm("kids", frozenset({"kid"}), frozenset(), 6.0, absent=True)
     relapse = KeyTerm("relapse", frozenset({"relaps"}), frozenset(), 2.0)
     assert key_coverage(_ann({"relaps"}), [kids, relapse], 0.5) == 1.0
+    assert key_coverage(_ann({"relaps"}), [kids], 0.5) == 0.0  # nothing it asks about is in the corpus
 
 
 def test_key_coverage_counts_a_concept_through_any_synonym() -> None:

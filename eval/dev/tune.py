@@ -8,8 +8,8 @@ Cross-validation (`cross_validate`): the tuning split's questions are cut into f
 document group (a question goes with the group of its first source, an unanswerable one with
 the group of the documents it is a near miss of, so no group straddles folds). Each fold's
 settings are fitted on the other folds and scored on it; the settings chosen take, field by
-field, the value most folds chose (ties: the current value, else the one nearest the middle of
-the grid - the flatter choice). The held-out objective estimates how the fit generalises to
+field, the median of the folds' choices (of two middle values, the one nearer the current value:
+the flatter choice). The held-out objective estimates how the fit generalises to
 documents it was not fitted on; the gap to the in-fold objective shows how much it overfits.
 
 Objective: fact recall + right source in the top 3 + abstention on unanswerable questions
@@ -165,19 +165,22 @@ def _descent(start, rows_of, ids: set[str], passes: int, log: str, fields: Seque
 
 
 def _consensus(start, fitted: Sequence[Any]) -> Any:
-    """Field by field, the value most fold fits chose; ties: the current value if tied, else the
-    one nearest the middle of the grid (the flatter choice)."""
+    """Field by field, the median of the folds' choices (of the two middle values, the one
+    nearer the current value: the flatter choice); a non-numeric field takes the value most
+    folds chose (ties: the current value)."""
     chosen = {}
-    for name, values in GRID.items():
-        votes = Counter(getattr(s, name) for s in fitted)
-        top = max(votes.values())
-        tied = [v for v, n in votes.items() if n == top]
+    for name in GRID:
+        picks = [getattr(s, name) for s in fitted]
         cur = getattr(start, name)
-        if cur in tied:
-            chosen[name] = cur
+        if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in picks):
+            xs = sorted(picks)
+            lo, hi = xs[(len(xs) - 1) // 2], xs[len(xs) // 2]
+            chosen[name] = min((lo, hi), key=lambda v: (abs(v - cur), v))
         else:
-            mid = (len(values) - 1) / 2
-            chosen[name] = min(tied, key=lambda v: (abs(values.index(v) - mid) if v in values else 99, str(v)))
+            votes = Counter(picks)
+            top = max(votes.values())
+            tied = [v for v, n in votes.items() if n == top]
+            chosen[name] = cur if cur in tied else tied[0]
     return replace(start, **chosen)
 
 
