@@ -792,7 +792,9 @@ def coverage(needs: Needs, chosen: Sequence[Candidate], settings: ScoringSetting
     # A word of the question that no passage of the corpus contains at all ("bariatric",
     # "cost") can only be answered through a paraphrase: the meaning must then be close.
     absent = [k for k in needs.key_terms if k.absent]
-    if absent and max(c.signals.dense for c in chosen) < settings.absent_term_dense:
+    total = sum(k.weight for k in needs.key_terms)
+    share = sum(k.weight for k in absent) / total if total > 0 else 0.0
+    if absent and share >= settings.absent_share and max(c.signals.dense for c in chosen) < settings.absent_term_dense:
         return f"no passage {subject}covers " + ", ".join(dict.fromkeys(k.label for k in absent))
     if best.score < settings.min_score:
         if needs.key_terms:

@@ -41,6 +41,7 @@ GRID: dict[str, tuple[Any, ...]] = {
     "min_key_coverage": (0.2, 0.3, 0.4),
     "min_dense_alone": (0.35, 0.4, 0.5),
     "absent_term_dense": (0.0, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65),
+    "absent_share": (0.0, 0.3, 0.4, 0.5),
     "require_answer_type": (True, False),
     "document_entity_factor": (0.8, 0.9, 1.0),
 }
