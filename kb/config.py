@@ -68,7 +68,9 @@ class AnswerSettings:
 class ScoringSettings:
     """The one scoring and coverage model of kb/evidence.py. Every value was fitted on the
     TUNING split of the development set (eval/dev/, documents the answerer was not written
-    against) by `python -m eval.dev.tune`; docs/EVALUATION.md reports the test split."""
+    against) by `python -m eval.dev.tune` (thresholds by document-group cross-validation within
+    that split, `--cv 4 --screen`: the median of the fold fits); docs/EVALUATION.md reports the
+    test split."""
 
     w_dense: float = 0.45  # cosine of question and sentence-with-context: carries meaning across wording
     w_lexical: float = 0.35  # IDF-weighted key-term coverage: rare words the question names must appear
