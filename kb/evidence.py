@@ -64,13 +64,14 @@ _TYPE_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("rate", re.compile(rf"\bhow much\b.*\b(?:{_CHANGE})\b|\bby how much\b|\bhow (?:much|many times) more\b",
                         re.IGNORECASE)),
     ("dose", re.compile(r"\b(?:what|which|usual|starting|initial|recommended|maximum|max)\s+(?:\w+\s+){0,2}"
-                        r"(?:dose|doses|dosing|dosage)\b|\bdos(?:e|es|ing|age)\b|\bhow many mg\b|"
+                        r"(?:dose|doses|dosing|dosage)\b|(?<![\w-])dos(?:e|es|ing|age)\b|\bhow many mg\b|"
                         r"\bregimen\b|\bmg/kg\b", re.IGNORECASE)),
     ("level", re.compile(r"\btrough\b|\blevels?\b.*\b(?:target|aim|goal)\b|\btarget\b.*\blevels?\b|\bconcentration\b",
                          re.IGNORECASE)),
     ("rate", re.compile(r"\bwhat (?:proportion|percentage|percent|fraction|share)\b|\bhow many (?:percent|%)\b|"
                         r"\brates?\b|\bpercentage\b|\bproportion\b|\bhow (?:often|frequently|likely)\b|"
-                        r"\bchances?\b|\blikelihood\b|\bhow (?:effective|well)\b|\befficacy\b|\bsuccess\b",
+                        r"\bchances?\b|\blikelihood\b|\bhow (?:effective|well)\b|\befficacy\b|\bsuccess\b|"
+                        r"\b(?:what|how high) (?:is|was|are) the (?:\w+ )?(?:risk|odds)\b|\brisk of\b",
                         re.IGNORECASE)),
     ("count", re.compile(r"\bhow many\b", re.IGNORECASE)),
     ("dose", re.compile(r"\bhow much\b", re.IGNORECASE)),  # "how much tacrolimus": a dose, else a change (above)
@@ -238,7 +239,7 @@ class CorpusView:
     chunk_rows: dict[str, int] = field(default_factory=dict)
     mentions: dict[tuple, bool] = field(default_factory=dict)  # (source, requirement) -> named in it
     _sorted_vocab: list[str] | None = None  # BM25's stems, sorted (for `forms`)
-    _catalogue_stems: frozenset[str] | None = None  # stems of every title, author and publisher
+    _catalogue_stems: frozenset[str] | None = None  # stems of every document's authors
 
     def __post_init__(self) -> None:
         self.chunk_rows = {c.chunk_id: i for i, c in enumerate(self.base.contents.chunks)}
@@ -296,11 +297,10 @@ class CorpusView:
         return tuple(out)
 
     def in_catalogue(self, stem: str) -> bool:
-        """Is `stem` a word of some document's title, authors or publisher? ("the Choudhry
-        trial": a first author's name is how readers name a study.)"""
+        """Is `stem` a word of some document's author list? ("the Choudhry trial": a first
+        author's name is how readers name a study.)"""
         if self._catalogue_stems is None:
-            words = " ".join(" ".join((d.title, " ".join(d.meta.authors), d.meta.publisher))
-                             for d in self.base.contents.documents.values())
+            words = " ".join(" ".join(d.meta.authors) for d in self.base.contents.documents.values())
             self._catalogue_stems = frozenset(stems(words))
         return stem in self._catalogue_stems
 

@@ -35,6 +35,8 @@ from tests.fakes import FAKE_MODEL_NAME, FakeEmbedder
     ("How much does a course of zorvastatin cost?", "cost"),
     ("Is zorvastatin expensive?", "cost"),
     ("How much does a positive test raise the odds of relapse?", "rate"),
+    ("What is the risk of relapse after stopping zorvastatin?", "rate"),
+    ("Side effects of high-dose zorvastatin?", ""),
 ])
 def test_answer_type_from_the_question_form(question: str, kind: str) -> None:
     assert answer_type(question) == kind
