@@ -45,8 +45,10 @@ def render(res: dict[str, Any]) -> str:
     table = markdown_table(("metric", "tuning split", "TEST split"), [tuple(str(c) for c in r) for r in rows])
     intro = ("Each split is indexed with the bundled corpus, as a user adding literature would have it "
              "(`eval/dev/score.py`). Every weight and threshold of the answerer (`ScoringSettings` in "
-             "kb/config.py) was fitted on the tuning split only (`python -m eval.dev.tune`); the test "
-             "split's documents and questions were not looked at while fitting. Intervals: 2,000 "
+             "kb/config.py) was fitted on the tuning split only, by document-group cross-validation within it "
+             "(`python -m eval.dev.tune --cv 4 --screen`: each fold's settings fitted on the other folds, the "
+             "median of the fold fits kept); the test split's documents and questions were not looked at while "
+             "fitting. Intervals: 2,000 "
              "bootstrap resamples of the questions.")
     fails = [r for r in sr.rows if not r.passed]
     by_kind: dict[str, int] = {}

@@ -255,7 +255,7 @@ class _Builder:
             intro_text = doc[intro[0]:intro[1]]
             ids = self.vocab.concepts_in(intro_text)
             intro_stems = set(stems(intro_text))
-            if not any(k.stems <= intro_stems or (k.ids & ids) for k in keys):
+            if not any(k.within(intro_stems) or (k.ids & ids) for k in keys):
                 continue
             family = [x.sent for x in self.view.annotated(self.base.chunk(sent.chunk_id)) if intro in x.sent.intros]
             if family and family[-1].end - intro[0] <= self.settings.max_list_chars \

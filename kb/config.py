@@ -68,7 +68,9 @@ class AnswerSettings:
 class ScoringSettings:
     """The one scoring and coverage model of kb/evidence.py. Every value was fitted on the
     TUNING split of the development set (eval/dev/, documents the answerer was not written
-    against) by `python -m eval.dev.tune`; docs/EVALUATION.md reports the test split."""
+    against) by `python -m eval.dev.tune` (thresholds by document-group cross-validation within
+    that split, `--cv 4 --screen`: the median of the fold fits); docs/EVALUATION.md reports the
+    test split."""
 
     w_dense: float = 0.45  # cosine of question and sentence-with-context: carries meaning across wording
     w_lexical: float = 0.35  # IDF-weighted key-term coverage: rare words the question names must appear
@@ -77,6 +79,7 @@ class ScoringSettings:
     aim_factor: float = 1.0  # a sentence stating a study's aim (or restating the title), not a finding: x this
     w_chunk: float = 0.05  # hybrid retrieval score of its chunk: a weak tie-breaker
     w_entity: float = 0.0  # how directly it names the required entities (own > context > heading > title)
+    document_entity_factor: float = 0.9  # of two entities asked together, one named only elsewhere in its document: x this
     w_name: float = 0.3  # its document names the trial / gene the question names (a soft constraint)
     context_credit: float = 0.5  # a key term only in the list intro / heading / title counts this much
     min_entity_aboutness: float = 0.4  # an entity named only in the document title still counts (labels, abstracts)
@@ -86,11 +89,13 @@ class ScoringSettings:
     short_chars: int = 25
     relative_floor: float = 0.6  # keep sentences scoring at least this share of the best one
     min_score: float = 0.35  # best eligible sentence below this: the corpus does not answer
-    min_key_coverage: float = 0.3  # key-term coverage below this needs a close meaning instead ...
+    min_key_coverage: float = 0.4  # key-term coverage below this needs a close meaning instead ...
     min_dense_alone: float = 0.4  # ... a sentence this close by the embedding
-    absent_term_dense: float = 0.0  # a question word no passage contains: the best sentence must be this close (0: off, as fitted)
+    absent_term_dense: float = 0.55  # a question word no passage contains: the best sentence must be this close ...
+    absent_share: float = 0.5  # ... when such words carry at least half the key-word weight ("checked" beside "liver enzymes": not)
     require_answer_type: bool = True  # "what dose" with no sentence stating a dose: abstain
     name_chunks: int = 10  # chunks naming a trial / gene name added to the candidates
+    form_ending: int = 2  # a key word also matches corpus stems this many letters longer/shorter ("weigh"/"weight")
 
 
 @dataclass(frozen=True)

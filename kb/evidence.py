@@ -26,6 +26,7 @@ A candidate that fails a requirement is dropped, whatever its score.
 """
 from __future__ import annotations
 
+import bisect
 import functools
 import math
 import re
@@ -51,9 +52,11 @@ if TYPE_CHECKING:
 # about any document.
 _ADMINISTER = (r"check|checked|checking|monitor|monitored|monitoring|measure|measured|test|tested|testing|given|"
                r"give|dosed|administered|taken|take|repeat|repeated|infus\w*|inject\w*|done|performed|seen|visit\w*")
-_CHANGE = (r"drop|dropped|fall|fell|decrease|decreased|reduce|reduced|reduction|increase|increased|rise|rose|"
+_CHANGE = (r"drop|dropped|fall|fell|decrease|decreased|reduce|reduced|reduction|increase|increased|rise|rose|raise|raises|raised|"
            r"change|changed|decline|declined|improve|improved|lower|lowered|differ|better|more|less|higher|due")
 _TYPE_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("cost", re.compile(r"\b(?:cost|costs|costing|price|prices|priced|expensive|afford\w*|pay for|paid for)\b",
+                        re.IGNORECASE)),
     ("frequency", re.compile(rf"\bhow (?:often|frequently)\b.*\b(?:{_ADMINISTER})\b|\bfrequency of\b(?!.*\b(?:"
                              r"relapse|remission|recurrence|side effect|adverse))", re.IGNORECASE)),
     ("duration", re.compile(r"\bhow long\b|\bfor how many (?:weeks|months|years|days)\b|\bduration\b|"
@@ -62,13 +65,14 @@ _TYPE_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("rate", re.compile(rf"\bhow much\b.*\b(?:{_CHANGE})\b|\bby how much\b|\bhow (?:much|many times) more\b",
                         re.IGNORECASE)),
     ("dose", re.compile(r"\b(?:what|which|usual|starting|initial|recommended|maximum|max)\s+(?:\w+\s+){0,2}"
-                        r"(?:dose|doses|dosing|dosage)\b|\bdos(?:e|es|ing|age)\b|\bhow many mg\b|"
+                        r"(?:dose|doses|dosing|dosage)\b|(?<![\w-])dos(?:e|es|ing|age)\b|\bhow many mg\b|"
                         r"\bregimen\b|\bmg/kg\b", re.IGNORECASE)),
     ("level", re.compile(r"\btrough\b|\blevels?\b.*\b(?:target|aim|goal)\b|\btarget\b.*\blevels?\b|\bconcentration\b",
                          re.IGNORECASE)),
     ("rate", re.compile(r"\bwhat (?:proportion|percentage|percent|fraction|share)\b|\bhow many (?:percent|%)\b|"
                         r"\brates?\b|\bpercentage\b|\bproportion\b|\bhow (?:often|frequently|likely)\b|"
-                        r"\bchances?\b|\blikelihood\b|\bhow (?:effective|well)\b|\befficacy\b|\bsuccess\b",
+                        r"\bchances?\b|\blikelihood\b|\bhow (?:effective|well)\b|\befficacy\b|\bsuccess\b|"
+                        r"\b(?:what|how high) (?:is|was|are) the (?:\w+ )?(?:risk|odds)\b|\brisk of\b",
                         re.IGNORECASE)),
     ("count", re.compile(r"\bhow many\b", re.IGNORECASE)),
     ("dose", re.compile(r"\bhow much\b", re.IGNORECASE)),  # "how much tacrolimus": a dose, else a change (above)
@@ -87,8 +91,11 @@ _TYPE_WORDS: dict[str, frozenset[str]] = {
     "frequency": frozenset("frequency often frequently".split()),
     "level": frozenset("level levels target targets concentration goal".split()),
     "count": frozenset("number many count".split()),
+    "cost": frozenset("cost costs price prices expensive much afford".split()),
 }
-QUANTITATIVE_TYPES = frozenset({"frequency", "duration", "dose", "level", "rate", "count"})
+QUANTITATIVE_TYPES = frozenset({"frequency", "duration", "dose", "level", "rate", "count", "cost"})
+# A sum of money: a currency sign or name next to a figure.
+_MONEY = re.compile(r"[$€£¥]\s?\d|\b\d[\d,.]*\s?(?:dollars|euros?|pounds|USD|EUR|GBP)\b", re.IGNORECASE)
 
 # Figure units (kb.answer_text.figures) that state each quantitative answer type.
 # kb.quantities kinds that state each quantitative answer type.
@@ -149,6 +156,8 @@ def states_type(kind: str, text: str, figs: Sequence[Figure]) -> bool:
         return bool(_FREQUENCY.search(text))
     if kind == "count":
         return bool(_COUNT.search(text))
+    if kind == "cost":
+        return bool(_MONEY.search(text))
     kinds = _TYPE_KINDS.get(kind)
     if kinds is None:
         return False
@@ -230,6 +239,8 @@ class CorpusView:
     lock: threading.Lock = field(default_factory=threading.Lock)
     chunk_rows: dict[str, int] = field(default_factory=dict)
     mentions: dict[tuple, bool] = field(default_factory=dict)  # (source, requirement) -> named in it
+    _sorted_vocab: list[str] | None = None  # BM25's stems, sorted (for `forms`)
+    _catalogue_stems: frozenset[str] | None = None  # stems of every document's authors
 
     def __post_init__(self) -> None:
         self.chunk_rows = {c.chunk_id: i for i, c in enumerate(self.base.contents.chunks)}
@@ -261,6 +272,38 @@ class CorpusView:
 
     def idf(self, stem: str) -> float:
         return math.log(1.0 + (self.n_chunks + 1) / (self.df(stem) + 0.5))
+
+    def forms(self, stem: str) -> tuple[str, ...]:
+        """`stem` and the corpus stems that differ from it only by a short ending ("weigh" /
+        "weight", "india" / "indian"): one word the stemmer split in two. Stems under 4
+        letters stand alone ("cost" is no form of "costimulatori": too long an ending)."""
+        if len(stem) < 4:
+            return (stem,)
+        bm25 = self.base.contents.bm25
+        if bm25 is None:
+            return (stem,)
+        if self._sorted_vocab is None:
+            self._sorted_vocab = sorted(bm25.vocab_dict)
+        words = self._sorted_vocab
+        ending = self.base.settings.scoring.form_ending
+        out = [stem]
+        i = bisect.bisect_left(words, stem)
+        while i < len(words) and words[i].startswith(stem):
+            if 0 < len(words[i]) - len(stem) <= ending:
+                out.append(words[i])
+            i += 1
+        for cut in range(1, ending + 1):
+            if len(stem) - cut >= 4 and stem[:-cut] in bm25.vocab_dict:
+                out.append(stem[:-cut])
+        return tuple(out)
+
+    def in_catalogue(self, stem: str) -> bool:
+        """Is `stem` a word of some document's author list? ("the Choudhry trial": a first
+        author's name is how readers name a study.)"""
+        if self._catalogue_stems is None:
+            words = " ".join(" ".join(d.meta.authors) for d in self.base.contents.documents.values())
+            self._catalogue_stems = frozenset(stems(words))
+        return stem in self._catalogue_stems
 
     def has_word(self, word: str) -> bool:
         toks = stems(word)
@@ -394,6 +437,11 @@ class KeyTerm:
     weight: float  # IDF of its rarest stem in the corpus
     name: str = ""  # the vocabulary concept's label, when it names one
     absent: bool = False  # no chunk of the corpus contains it (and no synonym stands for it)
+    forms: frozenset[str] = frozenset()  # corpus stems that stand for a one-stem word ("weight": "weigh")
+
+    def within(self, have: frozenset[str] | set[str]) -> bool:
+        """Does a set of stems contain the term (a one-stem word: in any of its forms)?"""
+        return self.stems <= have or bool(self.forms and not self.forms.isdisjoint(have))
 
     @property
     def label(self) -> str:
@@ -420,6 +468,12 @@ _INN_STEM = re.compile(r"^[a-z]{3,}(?:mab|cept|nib|tinib|pril|sartan|sentan|olol
                        r"thiazide|sone|solone|kinra|cogene|ciguat|tercept|formin|oxetine|azepam)$")
 _NAME = re.compile(r"(?<![\w-])(?:[A-Z][A-Za-z0-9]*[A-Z0-9][A-Za-z0-9]*(?:-[A-Za-z0-9]+)*|"
                    r"[A-Za-z]+\d+[A-Za-z0-9]*(?:-[A-Za-z0-9]+)*|[A-Z]{2,}(?:-[A-Za-z0-9]+)+)(?![\w-])")
+
+
+# A figure standing alone ("at 6 months", "52-week"), not a digit inside a name ("LA-15", "APOL1").
+_TIME_POINT = re.compile(r"(?<![\w-])\d+(?:\.\d+)?(?![\w])")
+# An acronym glued to an English word ("NIH-funded", "RTX-treated"): the acronym is the name.
+_ACRONYM_WORD = re.compile(r"([A-Z][A-Za-z0-9]*[A-Z0-9])-([a-z]+)")
 
 
 def needs_for(base: "KnowledgeBase", text: str, filters: Filters | None = None,
@@ -458,6 +512,9 @@ def needs_for(base: "KnowledgeBase", text: str, filters: Filters | None = None,
             if any(s <= m.start() and m.end() <= e for s, e in covered):
                 continue
             token = m.group(0)
+            glued = _ACRONYM_WORD.fullmatch(token)
+            if glued:
+                token = glued.group(1)
             if token.lower() in vocab.question_words or len(token) < 3 and not any(ch.isdigit() for ch in token):
                 continue
             if vocab.owner_of(token) is not None:
@@ -483,13 +540,25 @@ def needs_for(base: "KnowledgeBase", text: str, filters: Filters | None = None,
         chars[s:e] = " " * (e - s)
     named = {x for k in keys for x in k.stems}
     for w in re.finditer(r"[A-Za-z0-9][\w\-/']*", "".join(chars)):
+        parts = [x for x in stems(w.group(0)) if x not in qwords]
+        if "-" in w.group(0) and len(parts) >= 2 and not set(parts) <= named:
+            # A hyphenated compound ("half-life", "34-year-old") is one term: its words must
+            # occur together, and it is absent when no passage has the phrase.
+            named.update(parts)
+            keys.append(KeyTerm(w.group(0), frozenset(parts), frozenset(), max(view.idf(x) for x in parts),
+                                absent=not view.mentions_any([w.group(0)])))
+            continue
         for x in stems(w.group(0)):
             if x in qwords or x in named:
                 continue
             named.add(x)
-            keys.append(KeyTerm(w.group(0), frozenset({x}), frozenset(), view.idf(x), absent=view.df(x) == 0))
+            forms = view.forms(x)
+            present = [f for f in forms if view.df(f) > 0]
+            weight = view.idf(x) if view.df(x) > 0 or not present else max(view.idf(f) for f in present)
+            keys.append(KeyTerm(w.group(0), frozenset({x}), frozenset(), weight,
+                                absent=not present and not view.in_catalogue(x), forms=frozenset(present)))
     kind = answer_type(text)
-    if not kind and (a.comparative or re.search(r"\d", text)) and \
+    if not kind and (a.comparative or _TIME_POINT.search(text)) and \
             any(vocab.concepts[c].kind == "outcome" for c in a.concepts):
         kind = "rate"  # "remission at 6 months, tac vs CsA?": an outcome at a time or compared wants its figure
     type_stems = {x for w in _TYPE_WORDS.get(kind, ()) for x in stems(w)}
@@ -499,15 +568,20 @@ def needs_for(base: "KnowledgeBase", text: str, filters: Filters | None = None,
 
 
 def key_coverage(ann: Annotated, keys: Sequence[KeyTerm], context_credit: float) -> float:
-    """IDF-weighted share of the key terms a sentence contains (its context counts partly)."""
+    """IDF-weighted share of the key terms a sentence contains (its context counts partly).
+    A term no passage contains cannot tell sentences apart: it is left out here (coverage()
+    judges it through `absent_term_dense`)."""
+    if keys and all(k.absent for k in keys):
+        return 0.0  # every word it asks about is missing from the corpus
+    keys = [k for k in keys if not k.absent]
     total = sum(k.weight for k in keys)
     if total <= 0:
         return 1.0  # the text asks nothing beyond its entities: nothing is missing
     got = 0.0
     for k in keys:
-        if k.stems <= ann.stems or (k.ids and ann.about(k.ids) >= CONTEXT):
+        if k.within(ann.stems) or (k.ids and ann.about(k.ids) >= CONTEXT):
             got += k.weight
-        elif k.stems <= (ann.stems | ann.context_stems) or (k.ids and ann.about(k.ids) > 0):
+        elif k.within(ann.stems | ann.context_stems) or (k.ids and ann.about(k.ids) > 0):
             got += context_credit * k.weight
     return got / total
 
@@ -600,6 +674,7 @@ def score_candidates(base: "KnowledgeBase", needs: Needs, chunks: Sequence[Chunk
     top = max(hit_scores.values(), default=1.0) or 1.0
     anns = [a for c in chunks for a in view.annotated(c)]
     dense = sentence_vector_scores(base, query_vec, anns)
+    n_entities = sum(r.kind == "entity" for r in reqs)
     out: list[Candidate] = []
     for a, d in zip(anns, dense):
         lexical = key_coverage(a, keys, s.context_credit)
@@ -608,6 +683,14 @@ def score_candidates(base: "KnowledgeBase", needs: Needs, chunks: Sequence[Chunk
         sent_reqs = [r for r in reqs if r.scope == "sentence" and r.ids]
         entity = min((a.about(r.ids) for r in sent_reqs), default=1.0)
         failed = [r for r in reqs if not meets(view, a, r, s)]
+        # Two or more entities asked together ("PLEX sessions before rituximab", "Acthar with
+        # diuretics"): a sentence naming one of them may take the others from its document.
+        by_doc = [r for r in failed if r.kind == "entity"] if n_entities >= 2 else []
+        if by_doc and len(by_doc) < n_entities and \
+                all(document_mentions(view, a.sent.source, r) for r in by_doc):
+            failed = [r for r in failed if r not in by_doc]
+        else:
+            by_doc = []
         names = [r for r in reqs if r.kind == "name"]
         named = (1.0 - sum(r in failed for r in names) / len(names)) if names else 0.0
         chunk = hit_scores.get(a.sent.chunk_id, 0.0) / top
@@ -615,6 +698,8 @@ def score_candidates(base: "KnowledgeBase", needs: Needs, chunks: Sequence[Chunk
                  + s.w_entity * entity + s.w_name * named)
         if needs.answer_type in QUANTITATIVE_TYPES and not typed:
             score *= s.untyped_factor
+        if by_doc:
+            score *= s.document_entity_factor
         if is_aim(a.sent.text) or restates_title(a.sent.text, view.base.document(a.sent.source).title):
             score *= s.aim_factor
         if a.sent.is_question:
@@ -721,7 +806,9 @@ def coverage(needs: Needs, chosen: Sequence[Candidate], settings: ScoringSetting
     # A word of the question that no passage of the corpus contains at all ("bariatric",
     # "cost") can only be answered through a paraphrase: the meaning must then be close.
     absent = [k for k in needs.key_terms if k.absent]
-    if absent and max(c.signals.dense for c in chosen) < settings.absent_term_dense:
+    total = sum(k.weight for k in needs.key_terms)
+    share = sum(k.weight for k in absent) / total if total > 0 else 0.0
+    if absent and share >= settings.absent_share and max(c.signals.dense for c in chosen) < settings.absent_term_dense:
         return f"no passage {subject}covers " + ", ".join(dict.fromkeys(k.label for k in absent))
     if best.score < settings.min_score:
         if needs.key_terms:
@@ -732,7 +819,8 @@ def coverage(needs: Needs, chosen: Sequence[Candidate], settings: ScoringSetting
     if answer_type and settings.require_answer_type and needs.answer_type in QUANTITATIVE_TYPES \
             and not any(c.signals.type_match for c in chosen):
         what = {"rate": "a rate or proportion", "dose": "a dose", "duration": "a duration",
-                "frequency": "how often", "count": "a number", "level": "a target level"}[needs.answer_type]
+                "frequency": "how often", "count": "a number", "level": "a target level",
+                "cost": "a cost or price"}[needs.answer_type]
         return f"no passage on it states {what}"
     return ""
 

@@ -3,19 +3,22 @@ answerer was not written against and its settings were not fitted on. Asserted a
 the levels docs/EVALUATION.md reports, so a regression fails the suite.
 
 Issue 9's targets on this split are fact recall >= 90%, right source in the top 3 >= 90%,
-out-of-corpus abstention >= 90% and false abstentions <= 5%; measured (2026-12-03): 69.6%,
-80.5%, 55% (20 questions) and 10.6%. The targets are not reached yet: these floors guard what
-is, and are to be raised as the answerer improves."""
+out-of-corpus abstention >= 90% and false abstentions <= 5%; measured (2026-12-03, after the
+settings were cross-validated on the tuning split and the test split gained 21 near-miss
+unanswerable questions, 41 in all): 71.9%, 82.3%, 53.7% and 8.0% (before: 69.6%, 80.5%, 55% of
+20, 10.6%). The targets are not reached yet: these floors guard what is, and are to be raised
+as the answerer improves. The abstention floor stays at its earlier 0.50 (the harder 41-question
+set measures 53.7%)."""
 from __future__ import annotations
 
 import pytest
 
 from eval.dev.score import bootstrap, open_dev_kb, score_split
 
-FACT_RECALL = 0.65
-SOURCE_TOP3 = 0.75
+FACT_RECALL = 0.70
+SOURCE_TOP3 = 0.80
 ABSTENTION = 0.50
-FALSE_ABSTENTION_RATE = 0.15
+FALSE_ABSTENTION_RATE = 0.10
 
 
 @pytest.fixture(scope="module")

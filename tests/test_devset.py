@@ -75,3 +75,16 @@ def test_overlap_check_catches_a_copy_of_the_bundled_corpus(tmp_path, monkeypatc
     r2 = check.Report()
     check._check_overlap({"fresh.txt": "FSGS text written for this test only. " * 20}, r2)
     assert r2.errors == []
+
+
+def test_near_miss_check_catches_near_documents_in_the_other_split(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = load_dev_questions()
+    q0 = next(q for q in real if not q.answerable and q.near)
+    other = "test" if q0.split == "tune" else "tune"
+    moved = [
+        DevQuestion(id=q.id, question=q.question, answerable=False, split=other, reason=q.reason,
+                    near_miss=q.near_miss, near=q.near) if q is q0 else q
+        for q in real
+    ]
+    monkeypatch.setattr(check, "load_dev_questions", lambda: moved)
+    assert any(q0.id in e and "documents it is near" in e for e in check.validate().errors)

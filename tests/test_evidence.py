@@ -32,6 +32,11 @@ from tests.fakes import FAKE_MODEL_NAME, FakeEmbedder
     ("Is zorvastatin used in FSGS?", "yesno"),
     ("What is zorvastatin?", "definition"),
     ("Why does FSGS happen", ""),
+    ("How much does a course of zorvastatin cost?", "cost"),
+    ("Is zorvastatin expensive?", "cost"),
+    ("How much does a positive test raise the odds of relapse?", "rate"),
+    ("What is the risk of relapse after stopping zorvastatin?", "rate"),
+    ("Side effects of high-dose zorvastatin?", ""),
 ])
 def test_answer_type_from_the_question_form(question: str, kind: str) -> None:
     assert answer_type(question) == kind
@@ -53,6 +58,9 @@ def test_answer_type_from_the_question_form(question: str, kind: str) -> None:
     ("count", "A total of 371 patients were randomised.", True),
     ("count", "Proteinuria fell by 40%.", False),
     ("level", "Target trough levels were 5-10 ng/ml.", True),
+    ("cost", "A course cost $4,500 per patient.", True),
+    ("cost", "The course costs 1200 euros.", True),
+    ("cost", "A course of 4 doses was given.", False),
 ])
 def test_states_type_on_made_up_sentences(kind: str, sentence: str, expected: bool) -> None:
     figs = tuple(f for f in figures(sentence, 0, len(sentence)) if f.unit)
@@ -75,6 +83,19 @@ def test_key_coverage_weights_rare_terms_and_credits_context() -> None:
     assert key_coverage(_ann({"enzym", "check"}), [rare, common], 0.5) == pytest.approx(1.0)
     assert key_coverage(_ann({"check"}), [rare, common], 0.5) == pytest.approx(1 / 6)
     assert key_coverage(_ann({"check"}, {"enzym"}), [rare, common], 0.5) == pytest.approx((1 + 2.5) / 6)
+
+
+def test_key_coverage_matches_a_word_in_its_other_corpus_form() -> None:
+    weight = KeyTerm("weight", frozenset({"weight"}), frozenset(), 3.0, forms=frozenset({"weight", "weigh"}))
+    assert key_coverage(_ann({"weigh", "kg"}), [weight], 0.5) == 1.0
+    assert key_coverage(_ann({"height"}), [weight], 0.5) == 0.0
+
+
+def test_key_coverage_leaves_out_words_no_passage_contains() -> None:
+    kids = KeyTerm("kids", frozenset({"kid"}), frozenset(), 6.0, absent=True)
+    relapse = KeyTerm("relapse", frozenset({"relaps"}), frozenset(), 2.0)
+    assert key_coverage(_ann({"relaps"}), [kids, relapse], 0.5) == 1.0
+    assert key_coverage(_ann({"relaps"}), [kids], 0.5) == 0.0  # nothing it asks about is in the corpus
 
 
 def test_key_coverage_counts_a_concept_through_any_synonym() -> None:
@@ -198,3 +219,41 @@ def test_a_sentence_restating_the_title_is_recognised() -> None:
     assert restates_title(title + " Abstract Background: To examine whether it works.", title)
     assert not restates_title("Zorvastatin reduced proteinuria by 40%.", title)
     assert not restates_title("Short title here.", "Short")
+
+
+# ---------------------------------------------------------------------------- question forms
+
+def test_a_hyphenated_compound_is_one_key_term_absent_unless_the_phrase_occurs(tmp_path: Path) -> None:
+    base = _kb(tmp_path, DOCS)
+    keys = {k.text: k for k in needs_for(base, "What is the half-life of zorvastatin?").key_terms}
+    assert "half-life" in keys and keys["half-life"].absent
+    keys = {k.text: k for k in needs_for(base, "zorvastatin in steroid-resistant FSGS at 24-week?").key_terms}
+    assert all(not k.absent for k in keys.values())
+
+
+def test_a_digit_inside_a_name_does_not_ask_for_a_rate(tmp_path: Path) -> None:
+    base = _kb(tmp_path, DOCS)
+    assert needs_for(base, "remission with zorvastatin at 24 weeks?").answer_type == "rate"
+    assert needs_for(base, "remission with the ZX-15 column?").answer_type == ""
+
+
+def test_an_acronym_glued_to_a_word_names_the_acronym(tmp_path: Path) -> None:
+    base = _kb(tmp_path, DOCS)
+    names = [r.label for r in needs_for(base, "What did the NIH-funded trial test?").requirements if r.kind == "name"]
+    assert names == ["NIH"]
+
+
+def test_two_entities_asked_together_may_be_met_by_the_sentences_document(tmp_path: Path) -> None:
+    from kb.evidence import gather, score_candidates
+
+    docs = {**DOCS, "case.txt": ("Zorvastatin after plasma exchange in recurrent FSGS\n\n"
+                                 "A woman with recurrent FSGS after transplant had five plasma exchange "
+                                 "sessions without response. Zorvastatin 2 mg/kg/day then induced remission.\n")}
+    base = _kb(tmp_path, docs)
+    needs = needs_for(base, "How many plasma exchange sessions did the patient get before zorvastatin?")
+    hits, chunks, qvec = gather(base, needs, 20)
+    cands = {c.ann.sent.text: c for c in score_candidates(base, needs, chunks, hits, qvec)}
+    sessions = next(c for t, c in cands.items() if t.startswith("A woman"))
+    assert sessions.eligible  # names plasma exchange; its document names zorvastatin
+    other = [c for t, c in cands.items() if c.ann.sent.source == "plex-review.txt"]
+    assert other and not any(c.eligible for c in other)  # that document never names zorvastatin

@@ -83,6 +83,7 @@ class DevQuestion:
     tags: tuple[str, ...] = ()
     reason: str = ""
     near_miss: str = ""
+    near: tuple[str, ...] = ()  # unanswerable: the documents it is a near miss of (they set its split)
 
 
 def dev_docs_dir() -> Path:
@@ -138,6 +139,7 @@ def load_dev_questions(path: Path = QUESTIONS_PATH) -> list[DevQuestion]:
                 tags=tuple(_text(t) for t in (q.get("tags") or [])),
                 reason=_text(q.get("reason")),
                 near_miss=_text(q.get("near_miss")),
+                near=tuple(_text(s) for s in (q.get("near") or [])),
             )
         )
     return out

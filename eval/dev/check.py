@@ -122,6 +122,12 @@ def _check_questions(qs: list[DevQuestion], cat: dict[str, DevDocument], texts: 
                 r.errors.append(f"{where}: unanswerable without a reason")
             if q.near_miss not in NEAR_MISS_KINDS:
                 r.errors.append(f"{where}: near_miss {q.near_miss!r} not one of {NEAR_MISS_KINDS}")
+            unknown = [s for s in q.near if s not in cat]
+            for s in unknown:
+                r.errors.append(f"{where}: near document {s} is not catalogued")
+            near_splits = {cat[s].split for s in q.near if s in cat}
+            if near_splits and near_splits != {q.split}:
+                r.errors.append(f"{where}: split {q.split!r} but the documents it is near are in {sorted(near_splits)}")
             continue
         if not 1 <= len(q.facts) <= MAX_FACTS:
             r.errors.append(f"{where}: {len(q.facts)} facts (want 1-{MAX_FACTS})")

@@ -56,21 +56,31 @@ def question_splits() -> dict[str, str]:
     """New split per question id (only for questions with no split yet).
 
     Answerable: the split of its sources (an error if they straddle the splits).
-    Unanswerable: seeded 50/50 - in hash order, each to the split with fewer unanswerable
-    questions so far.
+    Unanswerable with `near` documents (a near miss of particular documents): their split, so
+    the near miss is asked of the index that holds them. Other unanswerable ones: seeded 50/50 -
+    in hash order, each to the split with fewer unanswerable questions so far.
     """
     cat = load_dev_catalogue()
     qs = load_dev_questions()
     counts = Counter(q.split for q in qs if not q.answerable and q.split)
     new: dict[str, str] = {}
     for q in qs:
-        if q.split or not q.answerable:
+        if q.split:
+            continue
+        if not q.answerable and q.near:
+            splits = {cat[s].split for s in q.near if s in cat}
+            if len(splits) != 1 or "" in splits:
+                raise SystemExit(f"{q.id}: near documents span splits or lack one: {sorted(splits)}")
+            new[q.id] = splits.pop()
+            counts[new[q.id]] += 1
+            continue
+        if not q.answerable:
             continue
         splits = {cat[s].split for s in q.sources if s in cat}
         if len(splits) != 1 or "" in splits:
             raise SystemExit(f"{q.id}: sources span splits or lack one: {sorted(splits)}")
         new[q.id] = splits.pop()
-    for q in sorted((q for q in qs if not q.answerable and not q.split), key=lambda q: _h(q.id)):
+    for q in sorted((q for q in qs if not q.answerable and not q.split and not q.near), key=lambda q: _h(q.id)):
         tune, test = counts["tune"], counts["test"]
         split = ("tune" if tune < test else "test") if tune != test else ("tune" if _h(q.id) % 2 == 0 else "test")
         new[q.id] = split
