@@ -3,9 +3,13 @@ from __future__ import annotations
 
 import hashlib
 import re
-from typing import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from kb.config import Settings
 
 FAKE_MODEL_NAME = "test/fake-hashing-embedder"
 
@@ -45,3 +49,17 @@ class StrictFakeEmbedder(FakeEmbedder):
                 raise TypeError("TextEncodeInput must be Union[TextInputSequence, "
                                 "Tuple[InputSequence, InputSequence]]") from None
         return super().encode(texts, batch_size=batch_size, show_progress=show_progress)
+
+
+def small_corpus(tmp_path: Path, docs: dict[str, str]) -> "Settings":
+    """Settings for a fresh corpus folder under tmp_path holding `docs` (name -> text), with an
+    index folder beside it and the fake embedder's model name."""
+    from dataclasses import replace
+
+    from kb.config import Settings
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for name, text in docs.items():
+        (corpus / name).write_text(text, encoding="utf-8")
+    return replace(Settings(), corpus_dir=corpus, index_dir=tmp_path / "index", model_name=FAKE_MODEL_NAME)

@@ -11,7 +11,6 @@ import shutil
 import socket
 import stat
 import threading
-from dataclasses import replace
 from pathlib import Path
 from typing import Callable, TypeVar
 
@@ -22,7 +21,7 @@ from ingest.corpus_files import corpus_files, input_hashes
 from kb.api import open_kb
 from kb.config import Settings
 from kb.errors import KBError, SourceError
-from tests.fakes import FAKE_MODEL_NAME, FakeEmbedder
+from tests.fakes import FakeEmbedder, small_corpus
 
 T = TypeVar("T")
 HANG_SECONDS = 60  # far above a small fake-embedder ingest, even on a busy machine
@@ -35,11 +34,7 @@ DOCS = {"a.txt": "Tacrolimus trough levels of 5-10 ng/ml were targeted in adults
 @pytest.fixture
 def small(tmp_path: Path) -> Settings:
     """Two uncatalogued documents in a fresh corpus folder."""
-    corpus = tmp_path / "corpus"
-    corpus.mkdir()
-    for name, text in DOCS.items():
-        (corpus / name).write_text(text, encoding="utf-8")
-    return replace(Settings(), corpus_dir=corpus, index_dir=tmp_path / "index", model_name=FAKE_MODEL_NAME)
+    return small_corpus(tmp_path, DOCS)
 
 
 def _unblock_pipes(corpus: Path) -> None:

@@ -22,7 +22,7 @@ import pytest
 import ingest.__main__  # noqa: F401 - imported here once, so forked workers start at once
 from kb import owner, store
 from kb.config import Settings
-from tests.fakes import FAKE_MODEL_NAME, FakeEmbedder
+from tests.fakes import FakeEmbedder, small_corpus
 
 DOCS = {
     "a.txt": "# Tacrolimus in FSGS\n\nTacrolimus trough levels of 5-10 ng/ml were targeted. "
@@ -49,11 +49,7 @@ class SlowEmbedder(FakeEmbedder):
 
 @pytest.fixture
 def small(tmp_path: Path) -> Settings:
-    corpus = tmp_path / "corpus"
-    corpus.mkdir()
-    for name, text in DOCS.items():
-        (corpus / name).write_text(text, encoding="utf-8")
-    return replace(Settings(), corpus_dir=corpus, index_dir=tmp_path / "index", model_name=FAKE_MODEL_NAME)
+    return small_corpus(tmp_path, DOCS)
 
 
 def _wait_for(path: Path, timeout: float = 30.0) -> None:
