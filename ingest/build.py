@@ -463,7 +463,9 @@ def _ingest_corpus(
             skipped=tuple(SkippedFile(s["source"], s["reason"]) for s in manifest.get("skipped", [])),
             seconds=time.perf_counter() - started, up_to_date=True)
     docs, skipped, warnings = load_corpus(corpus_dir, settings, hashes, index_dir)
-    extra = {"catalogue_sha256": _catalogue_hash(settings), "input_files": hashes}
+    # The folder the sources came from: opening the index compares them with it (kb/source_check.py).
+    extra = {"catalogue_sha256": _catalogue_hash(settings), "input_files": hashes,
+             "corpus_dir": str(corpus_dir.resolve())}
     return build_index(docs, index_dir, embedder=embedder, settings=settings, skipped=skipped,
                        warnings=warnings, extra_manifest=extra, show_progress=show_progress,
                        started=started)

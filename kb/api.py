@@ -17,7 +17,7 @@ from kb.abbreviations import AbbreviationMap
 from kb.instructions import WARNING as INSTRUCTION_WARNING
 from kb.instructions import overlaps
 from kb.render import to_markdown
-from kb.source_check import STALE_NOTE, check_sources
+from kb.source_check import STALE_NOTE, check_sources, sources_folder
 from kb.types import (Abbreviation, Answer, Chunk, Citation, Document, Filters, Hit, IndexInfo, Query, Reference,
                       SourceStatus, Span)
 
@@ -44,7 +44,7 @@ class KnowledgeBase:
         self.vocabulary = load_vocabulary(settings.vocabulary_path).with_abbreviations(pairs)
         # Which documents no longer match their files in corpus/ (hashed once, here).
         self.source_status: SourceStatus = check_sources(contents.documents, contents.manifest,
-                                                         settings.corpus_dir)
+                                                         sources_folder(contents.manifest, settings.corpus_dir))
         self._flagged: dict[str, list[Span]] = {}
         for c in contents.chunks:
             if c.flagged:

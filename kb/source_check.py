@@ -8,7 +8,8 @@ Run once when an index is opened (kb/api.py). A document is *stale* when its sou
     with the manifest's checksums recomputed).
 Citations of a stale document carry `Citation.source_warning` (see kb/api.py).
 
-When the corpus folder is not there, or holds none of the indexed files (an index opened on
+The folder compared is the one the index was built from, as the manifest records it, or the
+configured corpus folder when that one is gone (sources_folder). When the corpus folder is not there, or holds none of the indexed files (an index opened on
 another machine, or with FSGS_KB_CORPUS pointing elsewhere), nothing can be compared and nothing
 is flagged: `SourceStatus.checked` is False. Flagging every document would only teach people to
 ignore the warning.
@@ -84,6 +85,17 @@ def file_of(source: str, corpus_dir: Path) -> str:
     if "#" in source and not (corpus_dir / source).exists():
         return source.rsplit("#", 1)[0]
     return source
+
+
+def sources_folder(manifest: Mapping[str, Any], configured: Path) -> Path:
+    """The folder the index was built from (the manifest records it), while it exists; else the
+    configured corpus folder (an index moved with its corpus, or built before it was recorded).
+    Comparing with the configured folder alone flagged an index built from another folder
+    wherever the two held files of the same name."""
+    recorded = manifest.get("corpus_dir")
+    if recorded and Path(recorded).is_dir():
+        return Path(recorded)
+    return Path(configured)
 
 
 def check_sources(documents: Mapping[str, Document], manifest: Mapping[str, Any],

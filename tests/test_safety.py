@@ -311,8 +311,23 @@ def test_deleted_source_file_is_flagged(built: tuple[Settings, FakeEmbedder]) ->
     assert base.source_status.warning_for("guideline.txt") == MISSING
 
 
+def test_sources_are_compared_with_the_folder_the_index_was_built_from(
+        built: tuple[Settings, FakeEmbedder], tmp_path: Path) -> None:
+    """Opened with another corpus setting (the default `corpus/`, say) that holds a file of the
+    same name with other text, nothing is flagged: the index's own folder is the reference."""
+    settings, embedder = built
+    other = tmp_path / "other-corpus"
+    other.mkdir()
+    (other / "guideline.txt").write_text("Another text altogether.", encoding="utf-8")
+    base = _open(replace(settings, corpus_dir=other), embedder)
+    assert base.source_status.checked and base.source_status.stale == ()
+    (settings.corpus_dir / "guideline.txt").write_text("Edited.", encoding="utf-8")
+    assert _open(replace(settings, corpus_dir=other), embedder).source_status.warning_for("guideline.txt") == CHANGED
+
+
 def test_no_corpus_folder_flags_nothing(built: tuple[Settings, FakeEmbedder], tmp_path: Path) -> None:
     settings, embedder = built
+    settings.corpus_dir.rename(tmp_path / "moved-away")  # the folder the index was built from is gone
     for corpus in (tmp_path / "nowhere", tmp_path / "elsewhere"):
         if corpus.name == "elsewhere":  # a folder, but not this index's corpus
             corpus.mkdir()
