@@ -42,6 +42,7 @@ from kb.config import ScoringSettings
 from kb.instructions import overlaps
 from kb.query import SECTION_KINDS, Concept, QuestionAnalysis, Vocabulary, analyse, query_for, stems
 from kb.types import Chunk, DocMeta, Filters, Hit, Query
+from kb.word_frequency import spelling_variants, zipf
 
 if TYPE_CHECKING:
     from kb.api import KnowledgeBase
@@ -438,6 +439,7 @@ class KeyTerm:
     name: str = ""  # the vocabulary concept's label, when it names one
     absent: bool = False  # no chunk of the corpus contains it (and no synonym stands for it)
     forms: frozenset[str] = frozenset()  # corpus stems that stand for a one-stem word ("weight": "weigh")
+    zipf: float = 9.0  # how common the word is in general English (kb/word_frequency.py); 9 = not judged
 
     def within(self, have: frozenset[str] | set[str]) -> bool:
         """Does a set of stems contain the term (a one-stem word: in any of its forms)?"""
@@ -474,6 +476,16 @@ _NAME = re.compile(r"(?<![\w-])(?:[A-Z][A-Za-z0-9]*[A-Z0-9][A-Za-z0-9]*(?:-[A-Za
 _TIME_POINT = re.compile(r"(?<![\w-])\d+(?:\.\d+)?(?![\w])")
 # An acronym glued to an English word ("NIH-funded", "RTX-treated"): the acronym is the name.
 _ACRONYM_WORD = re.compile(r"([A-Z][A-Za-z0-9]*[A-Z0-9])-([a-z]+)")
+
+
+def _general_zipf(word: str, start: int, text: str) -> float:
+    """How common `word` is in general English; a capitalised word inside a sentence is a
+    proper name (an author, a place: "the Filippone series") that identifies a study rather than
+    asking for content, so it counts as common."""
+    before = text[:start].rstrip()
+    if word[:1].isupper() and before and before[-1] not in ".?!:;":
+        return 9.0
+    return zipf(word)
 
 
 def needs_for(base: "KnowledgeBase", text: str, filters: Filters | None = None,
@@ -545,8 +557,9 @@ def needs_for(base: "KnowledgeBase", text: str, filters: Filters | None = None,
             # A hyphenated compound ("half-life", "34-year-old") is one term: its words must
             # occur together, and it is absent when no passage has the phrase.
             named.update(parts)
+            absent = not view.mentions_any([w.group(0)])
             keys.append(KeyTerm(w.group(0), frozenset(parts), frozenset(), max(view.idf(x) for x in parts),
-                                absent=not view.mentions_any([w.group(0)])))
+                                absent=absent, zipf=_general_zipf(w.group(0), w.start(), text) if absent else 9.0))
             continue
         for x in stems(w.group(0)):
             if x in qwords or x in named:
@@ -554,9 +567,13 @@ def needs_for(base: "KnowledgeBase", text: str, filters: Filters | None = None,
             named.add(x)
             forms = view.forms(x)
             present = [f for f in forms if view.df(f) > 0]
+            if not present:  # "hyperkalaemia" asked, "hyperkalemia" written
+                present = [v for sp in spelling_variants(w.group(0)) for v in stems(sp) if view.df(v) > 0][:1]
             weight = view.idf(x) if view.df(x) > 0 or not present else max(view.idf(f) for f in present)
-            keys.append(KeyTerm(w.group(0), frozenset({x}), frozenset(), weight,
-                                absent=not present and not view.in_catalogue(x), forms=frozenset(present)))
+            absent = not present and not view.in_catalogue(x)
+            keys.append(KeyTerm(w.group(0), frozenset({x}), frozenset(), weight, absent=absent,
+                                forms=frozenset(present),
+                                zipf=_general_zipf(w.group(0), w.start(), text) if absent else 9.0))
     kind = answer_type(text)
     if not kind and (a.comparative or _TIME_POINT.search(text)) and \
             any(vocab.concepts[c].kind == "outcome" for c in a.concepts):
@@ -810,6 +827,12 @@ def coverage(needs: Needs, chosen: Sequence[Candidate], settings: ScoringSetting
     share = sum(k.weight for k in absent) / total if total > 0 else 0.0
     if absent and share >= settings.absent_share and max(c.signals.dense for c in chosen) < settings.absent_term_dense:
         return f"no passage {subject}covers " + ", ".join(dict.fromkeys(k.label for k in absent))
+    # A missing word that is rare in general language is a technical term ("bariatric",
+    # "premedication"): a requirement no passage meets, however close the topic; a common one
+    # ("kids", "join") is wording the corpus phrases otherwise.
+    rare = [k for k in absent if k.zipf < settings.rare_absent_zipf]
+    if rare:
+        return f"no passage {subject}covers " + ", ".join(dict.fromkeys(k.label for k in rare))
     if best.score < settings.min_score:
         if needs.key_terms:
             weakest = sorted(needs.key_terms, key=lambda k: -k.weight)[0]

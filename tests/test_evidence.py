@@ -257,3 +257,52 @@ def test_two_entities_asked_together_may_be_met_by_the_sentences_document(tmp_pa
     assert sessions.eligible  # names plasma exchange; its document names zorvastatin
     other = [c for t, c in cands.items() if c.ann.sent.source == "plex-review.txt"]
     assert other and not any(c.eligible for c in other)  # that document never names zorvastatin
+
+
+# ---------------------------------------------------------------------------- general-language frequency
+
+def test_word_frequency_separates_technical_terms_from_everyday_words() -> None:
+    from kb.word_frequency import spelling_variants, zipf
+
+    threshold = Settings().scoring.rare_absent_zipf
+    for everyday in ("kids", "join", "got", "roughly", "already"):
+        assert zipf(everyday) >= threshold, everyday
+    for technical in ("bariatric", "premedication", "avascular", "nystatin", "qzxvortam"):
+        assert zipf(technical) < threshold, technical
+    assert "hyperkalemia" in spelling_variants("hyperkalaemia")
+    assert "randomized" in spelling_variants("randomised")
+    assert "tumor" in spelling_variants("tumour")
+    assert spelling_variants("remission") == ()
+
+
+def test_a_rare_word_no_passage_contains_abstains_naming_it(tmp_path: Path) -> None:
+    base = _kb(tmp_path, DOCS)
+    q = "What remission rate did zorvastatin give in bariatric adults with steroid-resistant FSGS?"
+    keys = {k.text: k for k in needs_for(base, q).key_terms}
+    assert keys["bariatric"].absent and keys["bariatric"].zipf < base.settings.scoring.rare_absent_zipf
+    a = base.ask(q)
+    assert a.abstained and "bariatric" in a.abstain_reason
+    # The same question with the threshold off is answered from the zorvastatin trial: the
+    # abstention comes from the word's rarity, not from another rule.
+    off = replace(base.settings, scoring=replace(base.settings.scoring, rare_absent_zipf=0.0))
+    base.settings = off
+    assert not base.ask(q).abstained
+
+
+def test_a_common_word_no_passage_contains_does_not_abstain(tmp_path: Path) -> None:
+    base = _kb(tmp_path, DOCS)
+    q = "Roughly what share had complete or partial remission on zorvastatin versus placebo?"
+    keys = {k.text: k for k in needs_for(base, q).key_terms}
+    assert keys["Roughly"].absent and keys["Roughly"].zipf >= base.settings.scoring.rare_absent_zipf
+    a = base.ask(q)
+    assert not a.abstained and "46%" in a.text
+
+
+def test_a_proper_name_or_a_spelling_variant_is_not_a_rare_missing_word(tmp_path: Path) -> None:
+    docs = {**DOCS, "labs.txt": "Laboratory safety of zorvastatin\n\nHyperkalemia occurred in 3% of patients "
+                                "on zorvastatin.\n"}
+    base = _kb(tmp_path, docs)
+    keys = {k.text: k for k in needs_for(base, "How common was hyperkalaemia on zorvastatin?").key_terms}
+    assert not keys["hyperkalaemia"].absent  # the corpus writes it the American way
+    keys = {k.text: k for k in needs_for(base, "zorvastatin remission in the Qzxvortam series?").key_terms}
+    assert keys["Qzxvortam"].absent and keys["Qzxvortam"].zipf >= base.settings.scoring.rare_absent_zipf
