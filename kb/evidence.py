@@ -296,6 +296,14 @@ class CorpusView:
         for cut in range(1, ending + 1):
             if len(stem) - cut >= 4 and stem[:-cut] in bm25.vocab_dict:
                 out.append(stem[:-cut])
+        if len(stem) >= 6 and self.base.settings.scoring.sibling_forms:
+            # The same root with another last letter: "respond" / "respons" (responded, responses).
+            root = stem[:-1]
+            i = bisect.bisect_left(words, root)
+            while i < len(words) and words[i].startswith(root):
+                if words[i] not in out and abs(len(words[i]) - len(stem)) <= 1:
+                    out.append(words[i])
+                i += 1
         return tuple(out)
 
     def in_catalogue(self, stem: str) -> bool:
@@ -361,6 +369,12 @@ class CorpusView:
         doc = self.base.document(chunk.source)
         text = doc.text
         title_ids = vocab.concepts_in(doc.title)
+        if not any(vocab.concepts[c].kind in SECTION_KINDS for c in title_ids if c in vocab.concepts):
+            # No drug in the title ("Abstract", "A retrospective case series of 21 patients"): the
+            # drugs its opening names are what the document is about.
+            lead = self.base.settings.scoring.lead_chars
+            title_ids = title_ids | {c for c in vocab.concepts_in(text[:lead])
+                                     if c in vocab.concepts and vocab.concepts[c].kind in SECTION_KINDS}
         sentences = chunk_sentences(text, chunk)
         topic_ids = vocab.concepts_in(sentences[0].text) if sentences else set()
         row_of = self.chunk_rows.get(chunk.chunk_id)

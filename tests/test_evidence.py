@@ -306,3 +306,33 @@ def test_a_proper_name_or_a_spelling_variant_is_not_a_rare_missing_word(tmp_path
     assert not keys["hyperkalaemia"].absent  # the corpus writes it the American way
     keys = {k.text: k for k in needs_for(base, "zorvastatin remission in the Qzxvortam series?").key_terms}
     assert keys["Qzxvortam"].absent and keys["Qzxvortam"].zipf >= base.settings.scoring.rare_absent_zipf
+
+
+def test_a_title_naming_no_drug_takes_the_drug_its_opening_names(tmp_path: Path) -> None:
+    from kb.evidence import corpus_view
+
+    filler = " ".join(f"Centre {i} enrolled adults with nephrotic syndrome over several years." for i in range(20))
+    doc = ("A retrospective case series of ten patients\n\nWe treated ten adults with FSGS with rituximab "
+           "after other agents failed.\n\n" + filler + "\n\nMethods\n\n" + filler +
+           "\n\nResults\n\nFour of the ten patients had responses.\n")
+    base = _kb(tmp_path, {"series.txt": doc})
+    chunk = next(c for c in base.contents.chunks if "Four of the ten" in c.text)
+    assert "rituximab" not in chunk.text.lower()  # the sentence's passage never names the drug
+
+    def about() -> float:
+        view = corpus_view(base)
+        ann = next(a for a in view.annotated(chunk) if a.sent.text.startswith("Four of the ten"))
+        return ann.about(base.vocabulary.with_members(["rituximab"]))
+
+    assert about() >= base.settings.scoring.min_entity_aboutness
+    base2 = _kb(tmp_path, {"series.txt": doc}, "off")
+    base2.settings = replace(base2.settings, scoring=replace(base2.settings.scoring, lead_chars=0))
+    base = base2
+    assert about() == 0.0
+
+
+def test_a_key_word_matches_its_sibling_form_in_the_corpus(tmp_path: Path) -> None:
+    docs = {**DOCS, "resp.txt": "Zorvastatin case series\n\nFour of the ten patients had responses to zorvastatin.\n"}
+    base = _kb(tmp_path, docs)
+    keys = {k.text: k for k in needs_for(base, "How many patients responded to zorvastatin?").key_terms}
+    assert not keys["responded"].absent and "respons" in keys["responded"].forms
