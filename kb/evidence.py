@@ -842,10 +842,11 @@ def coverage(needs: Needs, chosen: Sequence[Candidate], settings: ScoringSetting
     if absent and share >= settings.absent_share and max(c.signals.dense for c in chosen) < settings.absent_term_dense:
         return f"no passage {subject}covers " + ", ".join(dict.fromkeys(k.label for k in absent))
     # A missing word that is rare in general language is a technical term ("bariatric",
-    # "premedication"): a requirement no passage meets, however close the topic; a common one
-    # ("kids", "join") is wording the corpus phrases otherwise.
-    rare = [k for k in absent if k.zipf < settings.rare_absent_zipf]
-    if rare:
+    # "premedication"): a requirement no passage meets unless a sentence is a close paraphrase;
+    # a common one ("kids", "join") is wording the corpus phrases otherwise, and a short one
+    # ("dex", "yrs") an abbreviation the corpus spells out.
+    rare = [k for k in absent if k.zipf < settings.rare_absent_zipf and len(k.text) >= settings.rare_min_chars]
+    if rare and max(c.signals.dense for c in chosen) < settings.rare_absent_dense:
         return f"no passage {subject}covers " + ", ".join(dict.fromkeys(k.label for k in rare))
     if best.score < settings.min_score:
         if needs.key_terms:

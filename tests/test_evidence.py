@@ -284,9 +284,22 @@ def test_a_rare_word_no_passage_contains_abstains_naming_it(tmp_path: Path) -> N
     assert a.abstained and "bariatric" in a.abstain_reason
     # The same question with the threshold off is answered from the zorvastatin trial: the
     # abstention comes from the word's rarity, not from another rule.
-    off = replace(base.settings, scoring=replace(base.settings.scoring, rare_absent_zipf=0.0))
-    base.settings = off
+    scoring = base.settings.scoring
+    base.settings = replace(base.settings, scoring=replace(scoring, rare_absent_zipf=0.0))
     assert not base.ask(q).abstained
+    # ... and a sentence at least `rare_absent_dense` close by the embedding (a paraphrase) answers.
+    base.settings = replace(base.settings, scoring=replace(scoring, rare_absent_dense=0.0))
+    assert not base.ask(q).abstained
+
+
+def test_a_short_rare_word_is_an_abbreviation_not_a_requirement(tmp_path: Path) -> None:
+    base = _kb(tmp_path, DOCS)
+    q = "What remission rate did zorvastatin and dxq give in steroid-resistant adults with FSGS?"
+    keys = {k.text: k for k in needs_for(base, q).key_terms}
+    assert keys["dxq"].absent and keys["dxq"].zipf < base.settings.scoring.rare_absent_zipf
+    assert len("dxq") < base.settings.scoring.rare_min_chars
+    a = base.ask(q)
+    assert not a.abstained and "46%" in a.text
 
 
 def test_a_common_word_no_passage_contains_does_not_abstain(tmp_path: Path) -> None:
