@@ -117,6 +117,21 @@ _NUMBER_WORDS = (r"(?:\d+(?:[.,]\d+)*|one|two|three|four|five|six|seven|eight|ni
 # A count: a number not followed by a unit of another answer type ("371 patients", "five sessions").
 _COUNT = re.compile(rf"\b{_NUMBER_WORDS}\b(?!\s*(?:%|percent|mg|g\b|g/|ng|µg|mcg|ml|ml/|units?\b|iu\b|"
                     r"weeks?|months?|years?|days?|hours?|times|[.,]\d))", re.IGNORECASE)
+# A number that names rather than counts: "phase 3", "stage 2", "grade 4", "type 1", "Patient 7",
+# "week 12", "Table 2", and calendar years ("2004").
+_LABEL_BEFORE = re.compile(r"\b(?:phase|stage|grade|type|class|patients?|group|arm|cohort|week|day|month|year|visit|"
+                           r"cycle|step|level|figure|fig|table|version|part|section|chapter|no|number)\.?\s*$",
+                           re.IGNORECASE)
+_CALENDAR_YEAR = re.compile(r"(?:19|20)\d\d")
+
+
+def _counts(text: str, m: "re.Match[str]") -> bool:
+    """Is this number a count of something (not a label or a calendar year)?"""
+    if _CALENDAR_YEAR.fullmatch(m.group(0)):
+        return False
+    return not _LABEL_BEFORE.search(text[max(0, m.start() - 12):m.start()])
+
+
 _PROPORTION = re.compile(r"\b\d+\s*(?:of|/|out of)\s*\d+\b|\b(?:half|one-third|a third|two-thirds|a quarter|"
                          r"majority|most)\b", re.IGNORECASE)
 _YEARS_AS_DURATION = re.compile(r"\bfor\b|\bover\b|\bafter\b|\bwithin\b|\bat least\b|\bduring\b|\bup to\b|"
@@ -156,7 +171,7 @@ def states_type(kind: str, text: str, figs: Sequence[Figure]) -> bool:
     if kind == "frequency":
         return bool(_FREQUENCY.search(text))
     if kind == "count":
-        return bool(_COUNT.search(text))
+        return any(_counts(text, m) for m in _COUNT.finditer(text))
     if kind == "cost":
         return bool(_MONEY.search(text))
     kinds = _TYPE_KINDS.get(kind)

@@ -57,6 +57,9 @@ def test_answer_type_from_the_question_form(question: str, kind: str) -> None:
     ("count", "Five plasma exchange sessions were given.", True),
     ("count", "A total of 371 patients were randomised.", True),
     ("count", "Proteinuria fell by 40%.", False),
+    ("count", "It is a phase 3, double-blind trial of zorvastatin.", False),  # a label, not a count
+    ("count", "Patient 7 developed hyperglycemia.", False),
+    ("count", "The trial ran from 2004 until it closed.", False),  # a calendar year
     ("level", "Target trough levels were 5-10 ng/ml.", True),
     ("cost", "A course cost $4,500 per patient.", True),
     ("cost", "The course costs 1200 euros.", True),
