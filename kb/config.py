@@ -96,6 +96,7 @@ class ScoringSettings:
     rare_absent_zipf: float = 3.0  # a question word no passage contains and rarer than this in general English (Zipf) is an unmet requirement
     rare_absent_dense: float = 0.7  # ... unless the best sentence is this close (a paraphrase; tune near misses reach 0.65)
     rare_min_chars: int = 5  # ... and at least this long (shorter rare tokens are abbreviations the corpus spells out: "dex")
+    names_not_required: bool = True  # a missing capitalised word inside the question ("the Indian study") names, it does not ask
     absent_share: float = 0.5  # ... when such words carry at least half the key-word weight ("checked" beside "liver enzymes": not)
     require_answer_type: bool = True  # "what dose" with no sentence stating a dose: abstain
     name_chunks: int = 10  # chunks naming a trial / gene name added to the candidates

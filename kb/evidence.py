@@ -469,6 +469,7 @@ class KeyTerm:
     absent: bool = False  # no chunk of the corpus contains it (and no synonym stands for it)
     forms: frozenset[str] = frozenset()  # corpus stems that stand for a one-stem word ("weight": "weigh")
     zipf: float = 9.0  # how common the word is in general English (kb/word_frequency.py); 9 = not judged
+    proper: bool = False  # capitalised inside the sentence: a name (author, place) that identifies a study
 
     def within(self, have: frozenset[str] | set[str]) -> bool:
         """Does a set of stems contain the term (a one-stem word: in any of its forms)?"""
@@ -507,14 +508,16 @@ _TIME_POINT = re.compile(r"(?<![\w-])\d+(?:\.\d+)?(?![\w])")
 _ACRONYM_WORD = re.compile(r"([A-Z][A-Za-z0-9]*[A-Z0-9])-([a-z]+)")
 
 
-def _general_zipf(word: str, start: int, text: str) -> float:
-    """How common `word` is in general English; a capitalised word inside a sentence is a
-    proper name (an author, a place: "the Filippone series") that identifies a study rather than
-    asking for content, so it counts as common."""
+def _is_proper(word: str, start: int, text: str) -> bool:
+    """A capitalised word inside a sentence is a proper name (an author, a place: "the
+    Filippone series", "the Indian study") that identifies a study rather than asking for content."""
     before = text[:start].rstrip()
-    if word[:1].isupper() and before and before[-1] not in ".?!:;":
-        return 9.0
-    return zipf(word)
+    return word[:1].isupper() and not word.isupper() and bool(before) and before[-1] not in ".?!:;"
+
+
+def _general_zipf(word: str, start: int, text: str) -> float:
+    """How common `word` is in general English; a proper name counts as common (9.0)."""
+    return 9.0 if _is_proper(word, start, text) else zipf(word)
 
 
 def needs_for(base: "KnowledgeBase", text: str, filters: Filters | None = None,
@@ -602,7 +605,8 @@ def needs_for(base: "KnowledgeBase", text: str, filters: Filters | None = None,
             absent = not present and not view.in_catalogue(x)
             keys.append(KeyTerm(w.group(0), frozenset({x}), frozenset(), weight, absent=absent,
                                 forms=frozenset(present),
-                                zipf=_general_zipf(w.group(0), w.start(), text) if absent else 9.0))
+                                zipf=_general_zipf(w.group(0), w.start(), text) if absent else 9.0,
+                                proper=_is_proper(w.group(0), w.start(), text)))
     kind = answer_type(text)
     if not kind and (a.comparative or _TIME_POINT.search(text)) and \
             any(vocab.concepts[c].kind == "outcome" for c in a.concepts):
@@ -853,7 +857,9 @@ def coverage(needs: Needs, chosen: Sequence[Candidate], settings: ScoringSetting
     # "cost") can only be answered through a paraphrase: the meaning must then be close.
     absent = [k for k in needs.key_terms if k.absent]
     total = sum(k.weight for k in needs.key_terms)
-    share = sum(k.weight for k in absent) / total if total > 0 else 0.0
+    # A missing proper name ("the Indian study") only identifies the study: not part of the share.
+    share = sum(k.weight for k in absent if not (k.proper and settings.names_not_required)) / total \
+        if total > 0 else 0.0
     if absent and share >= settings.absent_share and max(c.signals.dense for c in chosen) < settings.absent_term_dense:
         return f"no passage {subject}covers " + ", ".join(dict.fromkeys(k.label for k in absent))
     # A missing word that is rare in general language is a technical term ("bariatric",

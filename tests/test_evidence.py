@@ -352,3 +352,14 @@ def test_a_key_word_matches_its_sibling_form_in_the_corpus(tmp_path: Path) -> No
     base = _kb(tmp_path, docs)
     keys = {k.text: k for k in needs_for(base, "How many patients responded to zorvastatin?").key_terms}
     assert not keys["responded"].absent and "respons" in keys["responded"].forms
+
+
+def test_a_missing_proper_name_identifies_a_study_and_is_not_required(tmp_path: Path) -> None:
+    base = _kb(tmp_path, DOCS)
+    q = "What remission rate did zorvastatin give in the Qzxvortam trial?"
+    keys = {k.text: k for k in needs_for(base, q).key_terms}
+    assert keys["Qzxvortam"].absent and keys["Qzxvortam"].proper
+    a = base.ask(q)
+    assert not a.abstained and "46%" in a.text
+    base.settings = replace(base.settings, scoring=replace(base.settings.scoring, names_not_required=False))
+    assert base.ask(q).abstained  # counted as a missing word, it outweighs the rest of the question
