@@ -82,6 +82,7 @@ class ScoringSettings:
     document_entity_factor: float = 0.9  # of two entities asked together, one named only elsewhere in its document: x this
     w_name: float = 0.3  # its document names the trial / gene the question names (a soft constraint)
     context_credit: float = 0.5  # a key term only in the list intro / heading / title counts this much
+    lead_chars: int = 300  # a title naming no drug: the drugs of the document's first this-many characters stand in for it
     min_entity_aboutness: float = 0.4  # an entity named only in the document title still counts (labels, abstracts)
     question_penalty: float = 0.3  # a sentence that is itself a question answers nothing
     intro_penalty: float = 0.5  # a bare list intro ("Dosing:") says little without its items
@@ -92,9 +93,14 @@ class ScoringSettings:
     min_key_coverage: float = 0.4  # key-term coverage below this needs a close meaning instead ...
     min_dense_alone: float = 0.4  # ... a sentence this close by the embedding
     absent_term_dense: float = 0.55  # a question word no passage contains: the best sentence must be this close ...
+    rare_absent_zipf: float = 3.0  # a question word no passage contains and rarer than this in general English (Zipf) is an unmet requirement
+    rare_absent_dense: float = 0.7  # ... unless the best sentence is this close (a paraphrase; tune near misses reach 0.65)
+    rare_min_chars: int = 5  # ... and at least this long (shorter rare tokens are abbreviations the corpus spells out: "dex")
+    names_not_required: bool = True  # a missing capitalised word inside the question ("the Indian study") names, it does not ask
     absent_share: float = 0.5  # ... when such words carry at least half the key-word weight ("checked" beside "liver enzymes": not)
     require_answer_type: bool = True  # "what dose" with no sentence stating a dose: abstain
     name_chunks: int = 10  # chunks naming a trial / gene name added to the candidates
+    sibling_forms: bool = True  # a key word of 6+ letters also matches corpus stems that differ in its last letter ("respond"/"respons")
     form_ending: int = 2  # a key word also matches corpus stems this many letters longer/shorter ("weigh"/"weight")
 
 

@@ -42,6 +42,7 @@ from kb.config import ScoringSettings
 from kb.instructions import overlaps
 from kb.query import SECTION_KINDS, Concept, QuestionAnalysis, Vocabulary, analyse, query_for, stems
 from kb.types import Chunk, DocMeta, Filters, Hit, Query
+from kb.word_frequency import spelling_variants, zipf
 
 if TYPE_CHECKING:
     from kb.api import KnowledgeBase
@@ -116,6 +117,21 @@ _NUMBER_WORDS = (r"(?:\d+(?:[.,]\d+)*|one|two|three|four|five|six|seven|eight|ni
 # A count: a number not followed by a unit of another answer type ("371 patients", "five sessions").
 _COUNT = re.compile(rf"\b{_NUMBER_WORDS}\b(?!\s*(?:%|percent|mg|g\b|g/|ng|µg|mcg|ml|ml/|units?\b|iu\b|"
                     r"weeks?|months?|years?|days?|hours?|times|[.,]\d))", re.IGNORECASE)
+# A number that names rather than counts: "phase 3", "stage 2", "grade 4", "type 1", "Patient 7",
+# "week 12", "Table 2", and calendar years ("2004").
+_LABEL_BEFORE = re.compile(r"\b(?:phase|stage|grade|type|class|patients?|group|arm|cohort|week|day|month|year|visit|"
+                           r"cycle|step|level|figure|fig|table|version|part|section|chapter|no|number)\.?\s*$",
+                           re.IGNORECASE)
+_CALENDAR_YEAR = re.compile(r"(?:19|20)\d\d")
+
+
+def _counts(text: str, m: "re.Match[str]") -> bool:
+    """Is this number a count of something (not a label or a calendar year)?"""
+    if _CALENDAR_YEAR.fullmatch(m.group(0)):
+        return False
+    return not _LABEL_BEFORE.search(text[max(0, m.start() - 12):m.start()])
+
+
 _PROPORTION = re.compile(r"\b\d+\s*(?:of|/|out of)\s*\d+\b|\b(?:half|one-third|a third|two-thirds|a quarter|"
                          r"majority|most)\b", re.IGNORECASE)
 _YEARS_AS_DURATION = re.compile(r"\bfor\b|\bover\b|\bafter\b|\bwithin\b|\bat least\b|\bduring\b|\bup to\b|"
@@ -155,7 +171,7 @@ def states_type(kind: str, text: str, figs: Sequence[Figure]) -> bool:
     if kind == "frequency":
         return bool(_FREQUENCY.search(text))
     if kind == "count":
-        return bool(_COUNT.search(text))
+        return any(_counts(text, m) for m in _COUNT.finditer(text))
     if kind == "cost":
         return bool(_MONEY.search(text))
     kinds = _TYPE_KINDS.get(kind)
@@ -295,6 +311,14 @@ class CorpusView:
         for cut in range(1, ending + 1):
             if len(stem) - cut >= 4 and stem[:-cut] in bm25.vocab_dict:
                 out.append(stem[:-cut])
+        if len(stem) >= 6 and self.base.settings.scoring.sibling_forms:
+            # The same root with another last letter: "respond" / "respons" (responded, responses).
+            root = stem[:-1]
+            i = bisect.bisect_left(words, root)
+            while i < len(words) and words[i].startswith(root):
+                if words[i] not in out and abs(len(words[i]) - len(stem)) <= 1:
+                    out.append(words[i])
+                i += 1
         return tuple(out)
 
     def in_catalogue(self, stem: str) -> bool:
@@ -360,6 +384,12 @@ class CorpusView:
         doc = self.base.document(chunk.source)
         text = doc.text
         title_ids = vocab.concepts_in(doc.title)
+        if not any(vocab.concepts[c].kind in SECTION_KINDS for c in title_ids if c in vocab.concepts):
+            # No drug in the title ("Abstract", "A retrospective case series of 21 patients"): the
+            # drugs its opening names are what the document is about.
+            lead = self.base.settings.scoring.lead_chars
+            title_ids = title_ids | {c for c in vocab.concepts_in(text[:lead])
+                                     if c in vocab.concepts and vocab.concepts[c].kind in SECTION_KINDS}
         sentences = chunk_sentences(text, chunk)
         topic_ids = vocab.concepts_in(sentences[0].text) if sentences else set()
         row_of = self.chunk_rows.get(chunk.chunk_id)
@@ -438,6 +468,8 @@ class KeyTerm:
     name: str = ""  # the vocabulary concept's label, when it names one
     absent: bool = False  # no chunk of the corpus contains it (and no synonym stands for it)
     forms: frozenset[str] = frozenset()  # corpus stems that stand for a one-stem word ("weight": "weigh")
+    zipf: float = 9.0  # how common the word is in general English (kb/word_frequency.py); 9 = not judged
+    proper: bool = False  # capitalised inside the sentence: a name (author, place) that identifies a study
 
     def within(self, have: frozenset[str] | set[str]) -> bool:
         """Does a set of stems contain the term (a one-stem word: in any of its forms)?"""
@@ -474,6 +506,18 @@ _NAME = re.compile(r"(?<![\w-])(?:[A-Z][A-Za-z0-9]*[A-Z0-9][A-Za-z0-9]*(?:-[A-Za
 _TIME_POINT = re.compile(r"(?<![\w-])\d+(?:\.\d+)?(?![\w])")
 # An acronym glued to an English word ("NIH-funded", "RTX-treated"): the acronym is the name.
 _ACRONYM_WORD = re.compile(r"([A-Z][A-Za-z0-9]*[A-Z0-9])-([a-z]+)")
+
+
+def _is_proper(word: str, start: int, text: str) -> bool:
+    """A capitalised word inside a sentence is a proper name (an author, a place: "the
+    Filippone series", "the Indian study") that identifies a study rather than asking for content."""
+    before = text[:start].rstrip()
+    return word[:1].isupper() and not word.isupper() and bool(before) and before[-1] not in ".?!:;"
+
+
+def _general_zipf(word: str, start: int, text: str) -> float:
+    """How common `word` is in general English; a proper name counts as common (9.0)."""
+    return 9.0 if _is_proper(word, start, text) else zipf(word)
 
 
 def needs_for(base: "KnowledgeBase", text: str, filters: Filters | None = None,
@@ -545,8 +589,9 @@ def needs_for(base: "KnowledgeBase", text: str, filters: Filters | None = None,
             # A hyphenated compound ("half-life", "34-year-old") is one term: its words must
             # occur together, and it is absent when no passage has the phrase.
             named.update(parts)
+            absent = not view.mentions_any([w.group(0)])
             keys.append(KeyTerm(w.group(0), frozenset(parts), frozenset(), max(view.idf(x) for x in parts),
-                                absent=not view.mentions_any([w.group(0)])))
+                                absent=absent, zipf=_general_zipf(w.group(0), w.start(), text) if absent else 9.0))
             continue
         for x in stems(w.group(0)):
             if x in qwords or x in named:
@@ -554,9 +599,14 @@ def needs_for(base: "KnowledgeBase", text: str, filters: Filters | None = None,
             named.add(x)
             forms = view.forms(x)
             present = [f for f in forms if view.df(f) > 0]
+            if not present:  # "hyperkalaemia" asked, "hyperkalemia" written
+                present = [v for sp in spelling_variants(w.group(0)) for v in stems(sp) if view.df(v) > 0][:1]
             weight = view.idf(x) if view.df(x) > 0 or not present else max(view.idf(f) for f in present)
-            keys.append(KeyTerm(w.group(0), frozenset({x}), frozenset(), weight,
-                                absent=not present and not view.in_catalogue(x), forms=frozenset(present)))
+            absent = not present and not view.in_catalogue(x)
+            keys.append(KeyTerm(w.group(0), frozenset({x}), frozenset(), weight, absent=absent,
+                                forms=frozenset(present),
+                                zipf=_general_zipf(w.group(0), w.start(), text) if absent else 9.0,
+                                proper=_is_proper(w.group(0), w.start(), text)))
     kind = answer_type(text)
     if not kind and (a.comparative or _TIME_POINT.search(text)) and \
             any(vocab.concepts[c].kind == "outcome" for c in a.concepts):
@@ -807,9 +857,18 @@ def coverage(needs: Needs, chosen: Sequence[Candidate], settings: ScoringSetting
     # "cost") can only be answered through a paraphrase: the meaning must then be close.
     absent = [k for k in needs.key_terms if k.absent]
     total = sum(k.weight for k in needs.key_terms)
-    share = sum(k.weight for k in absent) / total if total > 0 else 0.0
+    # A missing proper name ("the Indian study") only identifies the study: not part of the share.
+    share = sum(k.weight for k in absent if not (k.proper and settings.names_not_required)) / total \
+        if total > 0 else 0.0
     if absent and share >= settings.absent_share and max(c.signals.dense for c in chosen) < settings.absent_term_dense:
         return f"no passage {subject}covers " + ", ".join(dict.fromkeys(k.label for k in absent))
+    # A missing word that is rare in general language is a technical term ("bariatric",
+    # "premedication"): a requirement no passage meets unless a sentence is a close paraphrase;
+    # a common one ("kids", "join") is wording the corpus phrases otherwise, and a short one
+    # ("dex", "yrs") an abbreviation the corpus spells out.
+    rare = [k for k in absent if k.zipf < settings.rare_absent_zipf and len(k.text) >= settings.rare_min_chars]
+    if rare and max(c.signals.dense for c in chosen) < settings.rare_absent_dense:
+        return f"no passage {subject}covers " + ", ".join(dict.fromkeys(k.label for k in rare))
     if best.score < settings.min_score:
         if needs.key_terms:
             weakest = sorted(needs.key_terms, key=lambda k: -k.weight)[0]

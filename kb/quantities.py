@@ -128,6 +128,10 @@ def _glued(text: str, i: int) -> bool:
     return i > 0 and (text[i - 1].isalpha() or (text[i - 1] == "-" and i > 1 and text[i - 2].isalnum()))
 
 
+# A mass of one thing per mass of another, written with the substance between: a ratio, not a dose.
+_PER_MASS = re.compile(r"\s*[A-Za-z]+\s*/\s*(?:mg|g|mmol)\b")
+
+
 def quantities(text: str, start: int = 0, end: int | None = None) -> list[Quantity]:
     """Every figure in text[start:end], with absolute offsets. Numbers glued to letters
     (COL4A3, COVID-19, B19) are identifiers, not figures; "between 40 and 50" and "40-50" are
@@ -167,6 +171,8 @@ def quantities(text: str, start: int = 0, end: int | None = None) -> list[Quanti
         while b > a and text[b - 1].isspace():
             b -= 1
         kind = "ratio" if unit == "" and text[b:b + 1] == "/" else _KIND.get(unit, "other")
+        if kind == "dose" and _PER_MASS.match(text, b):
+            kind = "ratio"  # "3 mg protein/mg creatinine", "30 mg albumin/g creatinine": a urine ratio
         out.append(Quantity(start=a, end=b, text=text[a:b], low=low, high=high, unit=unit, kind=kind,
                             qualifier=qualifier))
         pos = max(b, m.start() + 1)

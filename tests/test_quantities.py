@@ -125,3 +125,14 @@ def test_offsets_property(parts: list[str], a: int, b: int) -> None:
         assert x.low <= x.high
         assert x.kind in ("percent", "dose", "concentration", "duration", "count", "ratio", "other")
     assert [x.start for x in found] == sorted(x.start for x in found)
+
+
+def test_a_mass_per_mass_of_another_substance_is_a_ratio_not_a_dose() -> None:
+    from kb.quantities import quantities
+
+    [q] = quantities("a urine ratio of at least 3 mg protein/mg creatinine")
+    assert q.kind == "ratio" and q.low == 3
+    [q] = quantities("albuminuria above 30 mg albumin/g creatinine")
+    assert q.kind == "ratio"
+    [q] = quantities("zorvastatin 80 mg twice weekly")
+    assert q.kind == "dose"

@@ -42,6 +42,8 @@ GRID: dict[str, tuple[Any, ...]] = {
     "min_dense_alone": (0.35, 0.4, 0.5),
     "absent_term_dense": (0.0, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65),
     "absent_share": (0.0, 0.3, 0.4, 0.5),
+    "rare_absent_zipf": (0.0, 2.0, 2.5, 3.0, 3.5, 4.0),
+    "rare_absent_dense": (0.6, 0.65, 0.7, 0.75, 0.8, 1.01),
     "require_answer_type": (True, False),
     "document_entity_factor": (0.8, 0.9, 1.0),
 }
