@@ -15,9 +15,10 @@ import os
 import shutil
 import tempfile
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from importlib import metadata
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -30,7 +31,7 @@ EXPORT_VERSION = 2  # bump when the exported graph or the quantization recipe ch
 # 2: eager attention exported, then ORT's BERT fusions (Attention, SkipLayerNorm, BiasGelu,
 #    EmbedLayerNorm); int8 = the fused graph, signed per-channel 7-bit weights (QAttention).
 OPSET = 17
-_SMALL_BATCH = 4  # up to this many texts (a query): the single-thread session
+_SMALL_BATCH = 4  # up to this many texts (a query): one batch, in the calling thread
 # Tokens per batch (rows x padded length): short texts go in bigger batches. Small batches keep
 # each layer's activations and attention scores in cache: on 400 SciFact chunks, 2 threads,
 # int8 ran 2.89x torch at 512 tokens, 2.38x at 1,024, 1.87x at 16,384 (fp32: 1.51x at 2,048,
@@ -164,7 +165,10 @@ def _valid(folder: Path, files: Sequence[str]) -> bool:
 
 class OnnxEmbedder:
     """Same interface and (fp32) the same vectors as SentenceTransformerEmbedder, from ONNX
-    Runtime. Batches are packed by token length; batch encoding uses every core."""
+    Runtime. Batches are packed by token length; batch encoding uses every core, one batch per
+    core at a time on a single-threaded session (ORT runs a session from several threads at
+    once): on 400 SciFact chunks, 2 cores, that was 3.19x torch against 2.52x for one batch at
+    a time on ORT's two intra-op threads (docs/EMBED_BACKENDS.md)."""
 
     def __init__(self, name: str, *, quantized: bool, cache_dir: Path, max_tokens: int = 256,
                  threads: int | None = None) -> None:
@@ -191,10 +195,24 @@ class OnnxEmbedder:
             opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
             return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 
-        self._batch = session(threads or os.cpu_count() or 1)  # threads=1 in a Ray worker
-        self._query = session(1)  # a query or two: no thread hand-off, steady on a busy machine
-        out = self._query.run(None, self._feed([[101, 102]]))[0]
+        self._session = session(1)
+        self._workers = max(1, threads or os.cpu_count() or 1)  # threads=1 in a Ray worker
+        self._pool: ThreadPoolExecutor | None = None  # made on the first multi-batch call
+        self._pool_lock = threading.Lock()
+        out = self._session.run(None, self._feed([[101, 102]]))[0]
         self.dim = int(out.shape[1])
+
+    def _map(self, run: Callable[[list[int]], None], parts: list[list[int]]) -> None:
+        """run(part) for every part: in this thread for one part or one worker, else on the pool."""
+        if len(parts) == 1 or self._workers == 1:
+            for part in parts:
+                run(part)
+            return
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix="onnx-embed")
+        for _ in self._pool.map(run, parts):  # re-raises a batch's error here
+            pass
 
     @staticmethod
     def _feed(rows: Sequence[Sequence[int]]) -> dict[str, np.ndarray]:
@@ -211,19 +229,25 @@ class OnnxEmbedder:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         rows = [e.ids for e in self._tok.encode_batch(list(texts))]
-        sess = self._query if len(rows) <= _SMALL_BATCH else self._batch
-        # Pack by token length: sorted rows, each batch as many as fit the token budget.
+        # Pack by token length: sorted rows, each batch as many as fit the token budget. A query
+        # or two (up to _SMALL_BATCH texts) is one batch: no thread hand-off, steady when busy.
         order = sorted(range(len(rows)), key=lambda i: len(rows[i]))
-        out = np.empty((len(rows), self.dim), dtype=np.float32)
+        parts: list[list[int]] = []
         start = 0
         while start < len(order):
             end = start + 1
-            while (end < len(order) and end - start < max(batch_size, 1) * 4
-                   and (end + 1 - start) * len(rows[order[end]]) <= _TOKEN_BUDGET):
+            while (end < len(order) and (end - start < max(batch_size, 1) * 4
+                                         and (end + 1 - start) * len(rows[order[end]]) <= _TOKEN_BUDGET
+                                         or len(order) <= _SMALL_BATCH)):
                 end += 1
-            part = order[start:end]
-            out[part] = sess.run(None, self._feed([rows[i] for i in part]))[0]
+            parts.append(order[start:end])
             start = end
+        out = np.empty((len(rows), self.dim), dtype=np.float32)
+
+        def run(part: list[int]) -> None:
+            out[part] = self._session.run(None, self._feed([rows[i] for i in part]))[0]
+
+        self._map(run, parts)
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         norms[norms == 0] = 1.0
         return out / norms
