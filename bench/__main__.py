@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
                                "ingested and queried (--ingest-docs)")
         if not args.skip_backends:
             texts = backend_bench.chunk_texts(data.documents, args.backend_chunks)
-            res.backend_speed = backend_bench.compare(texts, ("torch", "onnx", "onnx-int8"))
+            res.backend_speed = backend_bench.compare(texts, backend_bench.ALL_BACKENDS)
         res.ingest = ingest_bench.run(data.documents, base.embedder, work_dir=sf.CACHE_DIR.parent)
         res.peak_after_ingest = peak_rss_mib()
         try:

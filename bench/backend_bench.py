@@ -13,10 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from kb.config import REPO_ROOT
+from kb.config import EMBED_BACKENDS, REPO_ROOT
 from kb.types import Document
 
 logger = logging.getLogger(__name__)
+
+# torch (the reference every ratio is taken against) first, then every other backend.
+ALL_BACKENDS = ("torch", *(b for b in EMBED_BACKENDS if b != "torch"))
 
 
 @dataclass(frozen=True)

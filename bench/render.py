@@ -213,9 +213,12 @@ def _backend_section(r: BenchResults) -> list[str]:
                 "embeds them), encoded by each backend in 4 interleaved slices (torch, onnx, onnx-int8, torch, ...) "
                 "so load changes on the shared machine hit all alike; each slice sorted by length and sent 512 "
                 "texts per call as the build does. torch: sentence-transformers, fp32, batch 64. onnx: the same "
-                "weights exported to ONNX (kb/embed_onnx.py), ONNX Runtime on both cores, batches packed by token "
-                "count. onnx-int8: the same graph with dynamic int8 weights (per channel). Quality of each: "
-                "docs/EVALUATION.md, Embedding backends."]
+                "weights exported to ONNX (kb/embed_onnx.py), ONNX Runtime, batches packed by token count "
+                "(512 tokens), one batch per core at a time; the graph carries ONNX Runtime's BERT fusions "
+                "(Attention, SkipLayerNormalization, BiasGelu, EmbedLayerNormalization). onnx-int8: that fused graph with dynamic int8 weights "
+                "(signed, per channel, 7-bit range; QAttention). Quality of each: docs/EVALUATION.md, "
+                "Embedding backends. How this recipe was chosen among the others tried (OpenVINO fp32 and "
+                "int8, unfused int8, MatMulNBits, session options, token budgets): docs/EMBED_BACKENDS.md."]
     fast = next((x for x in r.backend_speed if x.backend == r.backend), None)
     if fast is not None and r.ingest is not None:
         per_core = fast.chunks_per_s / (os.cpu_count() or 1)

@@ -95,11 +95,11 @@ def _index_is_current(index_dir: Path, corpus_sha256: str, settings: Settings) -
         manifest = store.read_manifest(index_dir.resolve())
     except KBError:
         return False
-    from kb.embed import index_backend, vector_family
+    from kb.embed import index_family, vector_family
 
     fp = manifest.get("fingerprint", {})
     return (manifest.get("scifact_corpus_sha256") == corpus_sha256
-            and vector_family(index_backend(manifest)) == vector_family(settings.embed_backend)
+            and index_family(manifest) == vector_family(settings.embed_backend)
             and fp.get("pipeline") == pipeline_hash()
             and fp.get("chunking") == settings.chunking.to_dict()
             and manifest["embedding"]["model"] == settings.model_name)

@@ -60,15 +60,28 @@ def index_backend(manifest: dict) -> str:
     return str(manifest.get("embedding", {}).get("backend", "torch"))
 
 
+def index_family(manifest: dict) -> str | None:
+    """The vector family an index holds: as recorded (a backend's recipe may change family, as
+    onnx-int8's did), else its backend's; None for a backend this version does not know."""
+    recorded = manifest.get("embedding", {}).get("vectors")
+    if recorded:
+        return str(recorded)
+    built = index_backend(manifest)
+    return vector_family(built) if built in EMBED_BACKENDS else None
+
+
 def ensure_compatible(manifest: dict, backend: str, index_dir: object) -> None:
     """Raise EmbeddingBackendError when the index's vectors and `backend`'s would differ."""
     built = index_backend(manifest)
-    if built in EMBED_BACKENDS and vector_family(built) == vector_family(backend):
+    if index_family(manifest) == vector_family(backend):
         return
+    # Offer the index's own backend only when it still gives the index's vectors.
+    other = (f", or set FSGS_KB_EMBED_BACKEND={built}"
+             if built in EMBED_BACKENDS and vector_family(built) == index_family(manifest) else "")
     raise EmbeddingBackendError(
         f"index at {index_dir} was built with the {built!r} embedding backend, whose vectors differ "
         f"from those of the configured {backend!r} backend: re-ingest with `make ingest` (or "
-        f"`python -m ingest --force`), or set FSGS_KB_EMBED_BACKEND={built}")
+        f"`python -m ingest --force`){other}")
 
 
 class SentenceTransformerEmbedder:

@@ -15,9 +15,10 @@ import os
 import shutil
 import tempfile
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from importlib import metadata
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -26,10 +27,16 @@ from kb.store import file_sha256
 
 logger = logging.getLogger(__name__)
 
-EXPORT_VERSION = 1  # bump when the exported graph or the quantization recipe changes
+EXPORT_VERSION = 2  # bump when the exported graph or the quantization recipe changes
+# 2: eager attention exported, then ORT's BERT fusions (Attention, SkipLayerNorm, BiasGelu,
+#    EmbedLayerNorm); int8 = the fused graph, signed per-channel 7-bit weights (QAttention).
 OPSET = 17
-_SMALL_BATCH = 4  # up to this many texts (a query): the single-thread session
-_TOKEN_BUDGET = 16_384  # tokens per batch (rows x padded length): short texts go in bigger batches
+_SMALL_BATCH = 4  # up to this many texts (a query): one batch, in the calling thread
+# Tokens per batch (rows x padded length): short texts go in bigger batches. Small batches keep
+# each layer's activations and attention scores in cache: on 400 SciFact chunks, 2 threads,
+# int8 ran 2.89x torch at 512 tokens, 2.38x at 1,024, 1.87x at 16,384 (fp32: 1.51x at 2,048,
+# 1.01x at 16,384); 256 was no faster than 512 on one thread (docs/EMBED_BACKENDS.md).
+_TOKEN_BUDGET = 512
 FILES = {False: "model.onnx", True: "model-int8.onnx"}
 CHECKSUMS = "checksums.json"
 
@@ -55,10 +62,13 @@ def _export(dest: Path) -> None:
         raise KBError(f"the ONNX embedding model is not in {dest.parent} and cannot be exported: "
                       f"{e.name} is not installed (run `make install`, or set "
                       "FSGS_KB_EMBED_BACKEND=torch)") from e
+    import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     src = _wheel_model_dir()
-    model = AutoModel.from_pretrained(str(src)).eval()
+    # Eager attention: its exported pattern is the one ORT's BERT fusion recognises (the SDPA
+    # export's is not, and stays a dozen small ops per layer).
+    model = AutoModel.from_pretrained(str(src), attn_implementation="eager").eval()
 
     class Pooled(torch.nn.Module):
         """BERT -> mean over real tokens -> unit length: what SentenceTransformer.encode returns."""
@@ -77,22 +87,47 @@ def _export(dest: Path) -> None:
     ids = torch.ones(2, 16, dtype=torch.long)
     axes = {"batch": 0, "tokens": 1}
     fp32 = dest / FILES[False]
+    plain = dest / "plain.onnx"
     with torch.no_grad():
         torch.onnx.export(
-            Pooled(model), (ids, ids, torch.zeros_like(ids)), str(fp32),
+            Pooled(model), (ids, ids, torch.zeros_like(ids)), str(plain),
             input_names=["input_ids", "attention_mask", "token_type_ids"], output_names=["embedding"],
             dynamic_axes={"input_ids": {v: k for k, v in axes.items()},
                           "attention_mask": {v: k for k, v in axes.items()},
                           "token_type_ids": {v: k for k, v in axes.items()},
                           "embedding": {0: "batch"}},
             opset_version=OPSET, dynamo=False)
-    # Unsigned int8 weights, one scale per output channel: per-tensor or signed weights lost
-    # more (mean cosine to fp32 0.976 / 0.939 on SciFact abstracts, against 0.995 here).
-    quantize_dynamic(str(fp32), str(dest / FILES[True]), weight_type=QuantType.QUInt8, per_channel=True)
+    _fuse(plain, fp32)
+    plain.unlink()
+    # Dynamic int8 of the fused graph (QAttention + DynamicQuantizeMatMul). Signed weights, one
+    # scale per output channel, 7-bit range: on AVX2 without VNNI the u8 x s8 kernel is the fast
+    # one and the reduced range keeps its 16-bit pair sums from saturating. Measured on 400
+    # SciFact chunks against torch: 1.87x (the unfused int8 graph: 1.38x), cosine to torch
+    # mean 0.9928, min 0.987 (docs/BENCHMARKS.md).
+    quantize_dynamic(str(fp32), str(dest / FILES[True]), weight_type=QuantType.QInt8, per_channel=True,
+                     reduce_range=True,
+                     extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})  # fused ops' outputs
     sums = {name: file_sha256(dest / name) for name in FILES.values()}
     info = {"sha256": sums, "source": str(src), "source_weights_sha256": file_sha256(src / "model.safetensors"),
             "torch": torch.__version__, "onnx_opset": OPSET, "export_version": EXPORT_VERSION}
     (dest / CHECKSUMS).write_text(json.dumps(info, indent=2), encoding="utf-8")
+
+
+def _fuse(src: Path, dest: Path) -> None:
+    """ORT's BERT graph fusions, offline (so the int8 quantizer sees the fused ops); raises if a
+    fusion did not happen, since the speed and the int8 recipe rely on all of them."""
+    from onnxruntime.transformers.optimizer import optimize_model
+
+    for name in ("onnxruntime.transformers", "fusion_base", "onnx_model"):  # one line per fusion
+        logging.getLogger(name).setLevel(logging.ERROR)
+    model = optimize_model(str(src), model_type="bert", num_heads=12, hidden_size=384, opt_level=0,
+                           use_gpu=False)
+    fused = model.get_fused_operator_statistics()
+    wanted = {"Attention": 6, "SkipLayerNormalization": 12, "BiasGelu": 6, "EmbedLayerNormalization": 1}
+    if any(fused.get(op, 0) != n for op, n in wanted.items()):
+        raise KBError(f"exporting the ONNX embedding model from {src}: the BERT fusions did not apply "
+                      f"({ {op: fused.get(op, 0) for op in wanted} }, expected {wanted})")
+    model.save_model_to_file(str(dest))
 
 
 _EXPORT_LOCK = threading.Lock()
@@ -130,7 +165,10 @@ def _valid(folder: Path, files: Sequence[str]) -> bool:
 
 class OnnxEmbedder:
     """Same interface and (fp32) the same vectors as SentenceTransformerEmbedder, from ONNX
-    Runtime. Batches are packed by token length; batch encoding uses every core."""
+    Runtime. Batches are packed by token length; batch encoding uses every core, one batch per
+    core at a time on a single-threaded session (ORT runs a session from several threads at
+    once): on 400 SciFact chunks, 2 cores, that was 3.19x torch against 2.52x for one batch at
+    a time on ORT's two intra-op threads (docs/EMBED_BACKENDS.md)."""
 
     def __init__(self, name: str, *, quantized: bool, cache_dir: Path, max_tokens: int = 256,
                  threads: int | None = None) -> None:
@@ -157,10 +195,24 @@ class OnnxEmbedder:
             opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
             return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 
-        self._batch = session(threads or os.cpu_count() or 1)  # threads=1 in a Ray worker
-        self._query = session(1)  # a query or two: no thread hand-off, steady on a busy machine
-        out = self._query.run(None, self._feed([[101, 102]]))[0]
+        self._session = session(1)
+        self._workers = max(1, threads or os.cpu_count() or 1)  # threads=1 in a Ray worker
+        self._pool: ThreadPoolExecutor | None = None  # made on the first multi-batch call
+        self._pool_lock = threading.Lock()
+        out = self._session.run(None, self._feed([[101, 102]]))[0]
         self.dim = int(out.shape[1])
+
+    def _map(self, run: Callable[[list[int]], None], parts: list[list[int]]) -> None:
+        """run(part) for every part: in this thread for one part or one worker, else on the pool."""
+        if len(parts) == 1 or self._workers == 1:
+            for part in parts:
+                run(part)
+            return
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix="onnx-embed")
+        for _ in self._pool.map(run, parts):  # re-raises a batch's error here
+            pass
 
     @staticmethod
     def _feed(rows: Sequence[Sequence[int]]) -> dict[str, np.ndarray]:
@@ -177,19 +229,25 @@ class OnnxEmbedder:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         rows = [e.ids for e in self._tok.encode_batch(list(texts))]
-        sess = self._query if len(rows) <= _SMALL_BATCH else self._batch
-        # Pack by token length: sorted rows, each batch as many as fit the token budget.
+        # Pack by token length: sorted rows, each batch as many as fit the token budget. A query
+        # or two (up to _SMALL_BATCH texts) is one batch: no thread hand-off, steady when busy.
         order = sorted(range(len(rows)), key=lambda i: len(rows[i]))
-        out = np.empty((len(rows), self.dim), dtype=np.float32)
+        parts: list[list[int]] = []
         start = 0
         while start < len(order):
             end = start + 1
-            while (end < len(order) and end - start < max(batch_size, 1) * 4
-                   and (end + 1 - start) * len(rows[order[end]]) <= _TOKEN_BUDGET):
+            while (end < len(order) and (end - start < max(batch_size, 1) * 4
+                                         and (end + 1 - start) * len(rows[order[end]]) <= _TOKEN_BUDGET
+                                         or len(order) <= _SMALL_BATCH)):
                 end += 1
-            part = order[start:end]
-            out[part] = sess.run(None, self._feed([rows[i] for i in part]))[0]
+            parts.append(order[start:end])
             start = end
+        out = np.empty((len(rows), self.dim), dtype=np.float32)
+
+        def run(part: list[int]) -> None:
+            out[part] = self._session.run(None, self._feed([rows[i] for i in part]))[0]
+
+        self._map(run, parts)
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         norms[norms == 0] = 1.0
         return out / norms

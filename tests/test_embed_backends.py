@@ -31,6 +31,7 @@ class FakeOnnxEmbedder(FakeEmbedder):
 
 def test_families() -> None:
     assert vector_family("torch") == vector_family("onnx") != vector_family("onnx-int8")
+    assert vector_family("onnx-int8") != "int8"  # export 2's recipe: not export 1's vectors
     with pytest.raises(KBError, match="'gpu'.*not a known embedding backend"):
         vector_family("gpu")
 
@@ -42,6 +43,14 @@ def test_compatibility_rule() -> None:
     ensure_compatible({"embedding": {"backend": "onnx-int8"}}, "onnx-int8", "idx")
     with pytest.raises(EmbeddingBackendError, match=r"index at idx .*'torch'.*'onnx-int8'.*make ingest"):
         ensure_compatible(old, "onnx-int8", "idx")
+    # An index of onnx-int8's first recipe records "int8" vectors: the backend's name alone
+    # would pass, the recorded family does not, and its own backend is not offered as a way out.
+    first_recipe = {"embedding": {"backend": "onnx-int8", "vectors": "int8"}}
+    with pytest.raises(EmbeddingBackendError, match=r"'onnx-int8'.*re-ingest") as err:
+        ensure_compatible(first_recipe, "onnx-int8", "idx")
+    assert "FSGS_KB_EMBED_BACKEND=onnx-int8" not in str(err.value)
+    ensure_compatible({"embedding": {"backend": "onnx-int8", "vectors": vector_family("onnx-int8")}},
+                      "onnx-int8", "idx")
 
 
 def test_manifest_records_backend_and_other_family_is_refused(fake_settings: Settings) -> None:
@@ -50,7 +59,7 @@ def test_manifest_records_backend_and_other_family_is_refused(fake_settings: Set
                   settings=settings, show_progress=False)
     manifest = json.loads((settings.index_dir / "manifest.json").read_text())
     assert manifest["embedding"]["backend"] == "onnx-int8"
-    assert manifest["embedding"]["vectors"] == "int8"
+    assert manifest["embedding"]["vectors"] == vector_family("onnx-int8")
     assert open_kb(settings.index_dir, embedder=FakeInt8Embedder(), settings=settings).info.n_chunks > 0
     fp32 = replace(settings, embed_backend="onnx")
     with pytest.raises(EmbeddingBackendError, match="re-ingest"):
@@ -93,6 +102,35 @@ def test_export_is_checksummed_and_redone_when_corrupted(tmp_path: Path, monkeyp
     assert len(exports) == 1  # only the graph about to be loaded is checked
     embed_onnx.ensure_exported(tmp_path)
     assert len(exports) == 2 and (folder / "model-int8.onnx").read_bytes() == b"graph model-int8.onnx"
+
+
+def test_export_refuses_a_graph_the_fusions_missed(tmp_path: Path, monkeypatch) -> None:
+    """The int8 recipe (QAttention) and the speed rely on every BERT fusion having applied."""
+    from onnxruntime.transformers import optimizer
+
+    class Unfused:
+        def get_fused_operator_statistics(self) -> dict:
+            return {"Attention": 0, "SkipLayerNormalization": 12, "BiasGelu": 6, "EmbedLayerNormalization": 1}
+
+        def save_model_to_file(self, path: str) -> None:
+            raise AssertionError("an unfused graph must not be saved")
+
+    monkeypatch.setattr(optimizer, "optimize_model", lambda *a, **k: Unfused())
+    with pytest.raises(KBError, match=r"plain.onnx: the BERT fusions did not apply.*'Attention': 0"):
+        embed_onnx._fuse(tmp_path / "plain.onnx", tmp_path / "model.onnx")
+
+
+@pytest.mark.realmodel
+def test_exported_graphs_are_fused() -> None:
+    import onnx
+
+    from kb.config import get_settings
+
+    folder = embed_onnx.ensure_exported(get_settings().model_cache_dir)
+    ops = {q: {n.op_type for n in onnx.load(str(folder / embed_onnx.FILES[q]), load_external_data=False).graph.node}
+           for q in (False, True)}
+    assert {"Attention", "SkipLayerNormalization", "BiasGelu", "EmbedLayerNormalization"} <= ops[False]
+    assert {"QAttention", "MatMulInteger"} <= ops[True] and "MatMul" not in ops[True]
 
 
 @pytest.mark.realmodel
