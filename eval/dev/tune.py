@@ -187,22 +187,30 @@ def _consensus(start, fitted: Sequence[Any]) -> Any:
     return replace(start, **chosen)
 
 
-def cross_validate(split: str = "tune", k: int = 4, passes: int = 2, fields: Sequence[str] = ()) -> dict[str, Any]:
+def _scorer(split: str, verbose: bool) -> tuple[Any, Any]:
+    """The split's current ScoringSettings, and a memoised function: settings -> the scored rows
+    of every question of the split (one answer run per distinct settings)."""
     base = open_dev_kb(split)
     _cache_retrieval()
-    start = base.settings.scoring
     questions = split_questions(split)
     from eval.gold import score
 
     memo: dict[tuple, tuple] = {}
 
-    def rows_of(scoring) -> tuple:
+    def rows_of(scoring) -> tuple:  # type: ignore[no-untyped-def]
         key = astuple(scoring)
         if key not in memo:
             base.settings = replace(base.settings, scoring=scoring)
             memo[key] = score(base, questions).rows
+            if verbose:
+                print(f"  run {len(memo)}: {row_objective(memo[key]):.4f}", flush=True)
         return memo[key]
 
+    return base.settings.scoring, rows_of
+
+
+def cross_validate(split: str = "tune", k: int = 4, passes: int = 2, fields: Sequence[str] = ()) -> dict[str, Any]:
+    start, rows_of = _scorer(split, verbose=False)
     fold = group_folds(split, k)
     all_ids = set(fold)
     fitted, held, held_start, inside = [], [], [], []
@@ -235,22 +243,7 @@ def screen_cv(split: str = "tune", k: int = 4, fields: Sequence[str] = ()) -> di
     value best on its training folds (fields chosen independently, not in sequence), and that
     combination is scored on the held-out fold. The settings kept are the per-field consensus
     of the folds (`_consensus`). About 1 + (grid values) + k + 1 runs instead of k descents."""
-    base = open_dev_kb(split)
-    _cache_retrieval()
-    start = base.settings.scoring
-    questions = split_questions(split)
-    from eval.gold import score
-
-    memo: dict[tuple, tuple] = {}
-
-    def rows_of(scoring) -> tuple:
-        key = astuple(scoring)
-        if key not in memo:
-            base.settings = replace(base.settings, scoring=scoring)
-            memo[key] = score(base, questions).rows
-            print(f"  run {len(memo)}: {row_objective(memo[key]):.4f}", flush=True)
-        return memo[key]
-
+    start, rows_of = _scorer(split, verbose=True)
     fold = group_folds(split, k)
     names = [n for n in GRID if not fields or n in fields]
     single = {(n, v): rows_of(replace(start, **{n: v})) for n in names for v in GRID[n]}
