@@ -121,8 +121,10 @@ class QuestionAnalysis:
 # ---------------------------------------------------------------------------- vocabulary
 
 def _term_regex(term: str) -> str:
-    words = [w for w in re.split(r"[\s\-]+", term.strip()) if w]
-    body = r"[\s\-]+".join(re.escape(w).replace("'", "['’]") for w in words)
+    # Words of a compound term are joined by any of space, hyphen, slash or colon, as writers
+    # vary them: "protein/creatinine ratio" = "protein-creatinine ratio" = "protein:creatinine ratio".
+    words = [w for w in re.split(r"[\s\-/:]+", term.strip()) if w]
+    body = r"[\s\-/:]+".join(re.escape(w).replace("'", "['’]") for w in words)
     if term[-1:].isalpha():
         body += r"(?:s|es)?"  # plurals: CNIs, ARBs, steroids
     return body

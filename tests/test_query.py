@@ -192,3 +192,11 @@ def test_analysis_is_fast() -> None:
     for i in range(50):
         understand(f"CsA versus Tac trough levels in SRNS number {i}?")
     assert (time.perf_counter() - t0) / 50 < 0.02  # well under the 100 ms budget of a whole answer
+
+
+@pytest.mark.parametrize("text", ["The protein:creatinine ratio fell.", "The protein/creatinine ratio fell.",
+                                  "The protein-creatinine ratio fell.", "The protein creatinine ratio fell."])
+def test_compound_terms_match_whatever_joins_their_words(text: str) -> None:
+    # A made-up mined pair: the vocabulary's matcher must not care which separator a writer used.
+    vocab = load_vocabulary().with_abbreviations([("PCRX", "protein/creatinine ratio")])
+    assert vocab.concepts_in(text) & vocab.concepts_in("PCRX")
