@@ -46,7 +46,7 @@ class IngestReport:
     chunks: int
     references: int
     embedded: int  # chunks encoded by the model in this run
-    reused: int  # chunks whose vectors came from the previous index
+    reused: int  # chunks whose vectors came from the previous index or the staging cache (a resumed build)
     skipped: tuple[SkippedFile, ...] = ()
     removed: tuple[str, ...] = ()  # sources that left the corpus since the last build
     warnings: tuple[str, ...] = ()
