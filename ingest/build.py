@@ -7,6 +7,7 @@ import hashlib
 import logging
 import re
 import time
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -415,6 +416,13 @@ def build_index(
     return report
 
 
+def _writer_lock(index_dir: Path, settings: Settings, wait_s: float | None) -> AbstractContextManager[None]:
+    """The index's one-writer lock (ingest/lock.py): while another process writes the index,
+    wait up to `wait_s` seconds (None: settings.index_lock_wait_s; 0: not at all), then
+    IndexLockedError names that process. Re-entrant within a thread (add_file -> ingest_corpus)."""
+    return index_lock(index_dir, settings.index_lock_wait_s if wait_s is None else wait_s)
+
+
 def ingest_corpus(
     corpus_dir: Path | None = None,
     index_dir: Path | None = None,
@@ -426,49 +434,32 @@ def ingest_corpus(
     wait_s: float | None = None,
 ) -> IngestReport:
     """`python -m ingest`: (re)build the index of the corpus folder if anything changed, as its
-    only writer (ingest/lock.py): while another process writes it, wait up to `wait_s` seconds
-    (None: settings.index_lock_wait_s; 0: not at all), then IndexLockedError names that process."""
-    settings = settings or get_settings()
-    index_dir = Path(index_dir or settings.index_dir)
-    with index_lock(index_dir, settings.index_lock_wait_s if wait_s is None else wait_s):
-        return _ingest_corpus(corpus_dir, index_dir, embedder=embedder, settings=settings, force=force,
-                              show_progress=show_progress)
-
-
-def _ingest_corpus(
-    corpus_dir: Path | None = None,
-    index_dir: Path | None = None,
-    *,
-    embedder: Embedder | EmbedderFactory | None = None,
-    settings: Settings | None = None,
-    force: bool = False,
-    show_progress: bool = True,
-) -> IngestReport:
-    """ingest_corpus, holding the index lock."""
+    only writer (see _writer_lock)."""
     settings = settings or get_settings()
     corpus_dir = Path(corpus_dir or settings.corpus_dir)
     index_dir = Path(index_dir or settings.index_dir)
     if corpus_dir != settings.corpus_dir:
         settings = Settings(**{**settings.__dict__, "corpus_dir": corpus_dir})
-    started = time.perf_counter()
-    if not corpus_dir.is_dir():
-        raise KBError(f"corpus folder {corpus_dir} does not exist")
-    hashes = input_hashes(corpus_dir, settings)
-    if not force and is_up_to_date(index_dir, settings, hashes):
-        manifest = store.read_manifest(index_dir.resolve())
-        return IngestReport(
-            index_path=str(index_dir), documents=manifest["counts"]["documents"],
-            chunks=manifest["counts"]["chunks"], references=manifest["counts"]["references"],
-            embedded=0, reused=manifest["counts"]["chunks"],
-            skipped=tuple(SkippedFile(s["source"], s["reason"]) for s in manifest.get("skipped", [])),
-            seconds=time.perf_counter() - started, up_to_date=True)
-    docs, skipped, warnings = load_corpus(corpus_dir, settings, hashes, index_dir)
-    # The folder the sources came from: opening the index compares them with it (kb/source_check.py).
-    extra = {"catalogue_sha256": _catalogue_hash(settings), "input_files": hashes,
-             "corpus_dir": str(corpus_dir.resolve())}
-    return build_index(docs, index_dir, embedder=embedder, settings=settings, skipped=skipped,
-                       warnings=warnings, extra_manifest=extra, show_progress=show_progress,
-                       started=started)
+    with _writer_lock(index_dir, settings, wait_s):
+        started = time.perf_counter()
+        if not corpus_dir.is_dir():
+            raise KBError(f"corpus folder {corpus_dir} does not exist")
+        hashes = input_hashes(corpus_dir, settings)
+        if not force and is_up_to_date(index_dir, settings, hashes):
+            manifest = store.read_manifest(index_dir.resolve())
+            return IngestReport(
+                index_path=str(index_dir), documents=manifest["counts"]["documents"],
+                chunks=manifest["counts"]["chunks"], references=manifest["counts"]["references"],
+                embedded=0, reused=manifest["counts"]["chunks"],
+                skipped=tuple(SkippedFile(s["source"], s["reason"]) for s in manifest.get("skipped", [])),
+                seconds=time.perf_counter() - started, up_to_date=True)
+        docs, skipped, warnings = load_corpus(corpus_dir, settings, hashes, index_dir)
+        # The folder the sources came from: opening the index compares them with it (kb/source_check.py).
+        extra = {"catalogue_sha256": _catalogue_hash(settings), "input_files": hashes,
+                 "corpus_dir": str(corpus_dir.resolve())}
+        return build_index(docs, index_dir, embedder=embedder, settings=settings, skipped=skipped,
+                           warnings=warnings, extra_manifest=extra, show_progress=show_progress,
+                           started=started)
 
 
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
@@ -492,49 +483,34 @@ def add_file(
     wait_s: float | None = None,
 ) -> tuple[str, IngestReport]:
     """Save an uploaded file into the corpus under a safe name and re-ingest incrementally,
-    holding the index lock throughout (as ingest_corpus; nothing is written while another
+    holding the index lock throughout (see _writer_lock; nothing is written while another
     process holds it). The file is validated first: a bad file raises SourceError and changes
     nothing."""
     settings = settings or get_settings()
-    index_dir = Path(index_dir or settings.index_dir)
-    with index_lock(index_dir, settings.index_lock_wait_s if wait_s is None else wait_s):
-        return _add_file(name, data, corpus_dir=corpus_dir, index_dir=index_dir, embedder=embedder,
-                         settings=settings)
-
-
-def _add_file(
-    name: str,
-    data: bytes,
-    *,
-    corpus_dir: Path | None = None,
-    index_dir: Path | None = None,
-    embedder: Embedder | EmbedderFactory | None = None,
-    settings: Settings | None = None,
-) -> tuple[str, IngestReport]:
-    """add_file, holding the index lock."""
-    settings = settings or get_settings()
     corpus_dir = Path(corpus_dir or settings.corpus_dir)
-    safe = safe_file_name(name)
-    if len(data) > settings.max_file_bytes:
-        raise SourceError(safe, f"file is {human_size(len(data))}, above the "
-                                f"{human_size(settings.max_file_bytes)} limit")
-    load_bytes(safe, data)  # raises SourceError for unsupported/empty/binary/corrupt input
-    digest = _sha256(data)
-    for existing, existing_hash in input_hashes(corpus_dir, settings).items():  # the file already there is kept
-        if existing_hash == digest:
-            raise SourceError(safe, f"duplicate of {existing} (same content)")
-    target = corpus_dir / safe
-    stem, suffix, n = target.stem, target.suffix, 1
-    while target.exists():
-        n += 1
-        target = corpus_dir / f"{stem}-{n}{suffix}"
-    tmp = corpus_dir / f".upload-{safe}"
-    tmp.write_bytes(data)
-    tmp.replace(target)
-    try:
-        report = ingest_corpus(corpus_dir, index_dir, embedder=embedder, settings=settings,
-                               show_progress=False)
-    except BaseException:
-        target.unlink(missing_ok=True)  # the corpus goes back to what the index describes
-        raise
-    return target.name, report
+    index_dir = Path(index_dir or settings.index_dir)
+    with _writer_lock(index_dir, settings, wait_s):
+        safe = safe_file_name(name)
+        if len(data) > settings.max_file_bytes:
+            raise SourceError(safe, f"file is {human_size(len(data))}, above the "
+                                    f"{human_size(settings.max_file_bytes)} limit")
+        load_bytes(safe, data)  # raises SourceError for unsupported/empty/binary/corrupt input
+        digest = _sha256(data)
+        for existing, existing_hash in input_hashes(corpus_dir, settings).items():  # the file already there is kept
+            if existing_hash == digest:
+                raise SourceError(safe, f"duplicate of {existing} (same content)")
+        target = corpus_dir / safe
+        stem, suffix, n = target.stem, target.suffix, 1
+        while target.exists():
+            n += 1
+            target = corpus_dir / f"{stem}-{n}{suffix}"
+        tmp = corpus_dir / f".upload-{safe}"
+        tmp.write_bytes(data)
+        tmp.replace(target)
+        try:
+            report = ingest_corpus(corpus_dir, index_dir, embedder=embedder, settings=settings,
+                                   show_progress=False)
+        except BaseException:
+            target.unlink(missing_ok=True)  # the corpus goes back to what the index describes
+            raise
+        return target.name, report
