@@ -393,6 +393,19 @@ def load_vocabulary(path: str | Path | None = None, with_library: bool = True) -
 _PLAIN_NAME = re.compile(r"[a-z][a-z \-]*[a-z]")  # not "1,4-pregnadiene-17α,21-diol-3,11,20-trione"
 
 
+def _plain_unpickle(f: Any) -> Any:
+    """The package ships its dictionary only as a pickle. Read it with an unpickler that refuses
+    every import, so it can rebuild dicts, lists and strings but never call anything: loading
+    the file cannot execute code, whatever it holds."""
+    import pickle
+
+    class PlainData(pickle.Unpickler):
+        def find_class(self, module: str, name: str) -> Any:
+            raise pickle.UnpicklingError(f"{module}.{name} refused: only plain data is read")
+
+    return PlainData(f).load()
+
+
 class DrugLibrary:
     """Exact drug-name look-up over the dictionary that ships inside the
     drug-named-entity-recognition wheel (20,000 drugs, 107,000 names: DrugBank, MeSH, brands).
@@ -412,14 +425,13 @@ class DrugLibrary:
     def load(cls) -> "DrugLibrary":
         import bz2
         import importlib.util
-        import pickle  # the package's own data file, read exactly as the package reads it
 
         spec = importlib.util.find_spec("drug_named_entity_recognition")
         if spec is None or spec.origin is None:
             raise ImportError("drug-named-entity-recognition is not installed")
         path = Path(spec.origin).parent / "drug_ner_dictionary.pkl.bz2"
         with bz2.open(path, "rb") as f:
-            return cls(pickle.load(f))
+            return cls(_plain_unpickle(f))
 
     def synonyms(self, canonical: str) -> tuple[str, ...]:
         if self._synonyms is None:

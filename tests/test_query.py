@@ -200,3 +200,16 @@ def test_compound_terms_match_whatever_joins_their_words(text: str) -> None:
     # A made-up mined pair: the vocabulary's matcher must not care which separator a writer used.
     vocab = load_vocabulary().with_abbreviations([("PCRX", "protein/creatinine ratio")])
     assert vocab.concepts_in(text) & vocab.concepts_in("PCRX")
+
+
+def test_drug_dictionary_unpickler_refuses_code() -> None:
+    # The wheel's dictionary is a pickle: the reader must rebuild plain data and refuse any import.
+    import io
+    import os
+    import pickle
+
+    from kb.query import _plain_unpickle
+
+    assert _plain_unpickle(io.BytesIO(pickle.dumps({"a": ["b", 1]}))) == {"a": ["b", 1]}
+    with pytest.raises(pickle.UnpicklingError, match="refused"):
+        _plain_unpickle(io.BytesIO(pickle.dumps(os.getcwd)))
