@@ -31,7 +31,7 @@ _PATTERNS = [
     r"^last (updated|reviewed|modified)\b", r"^(reviewed|updated|published) (on|by)\b",
     r"^[A-Z][\w'’ ]{0,60} medical advisory (board|committee)$",
     # disclaimers
-    r"\bdisclaimer\b", r"\bnot (intended )?(to be )?a substitute for\b", r"\bassumes? no (liability|responsibility)\b",
+    r"\bdisclaimer\b", r"\bnot (?:intended |meant )?(?:to (?:be|serve as) |as )?an? (?:substitute|replacement) for\b", r"\bassumes? no (liability|responsibility)\b",
     r"\bseek professional (medical )?advi[cs]e\b",
     r"\b(this|the) (information|content|site|page) is (intended|meant) (only )?for (healthcare|health care|medical) professionals\b",
     # journal-platform furniture (e.g. Open Journal Systems' article pages)

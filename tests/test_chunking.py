@@ -132,6 +132,7 @@ def test_windows_line_endings_keep_exact_offsets(tmp_path: Path) -> None:
     "Chat with a live expert now", "Personalise your content", "Reviewed by:", "Print this page",
     "For informational purposes only.", "This content is meant for medical professionals only.",
     "Editorial status", "Under review", "Share on Facebook", "There are no refbacks.",
+    "This site is not meant as a replacement for medical advice.",
 ])
 def test_furniture_kinds_match_wordings_no_bundled_page_uses(line: str) -> None:
     # Made-up wordings of each kind of furniture: the patterns name kinds, not one page's text.
