@@ -209,64 +209,24 @@ def _scorer(split: str, verbose: bool) -> tuple[Any, Any]:
     return base.settings.scoring, rows_of
 
 
-def cross_validate(split: str = "tune", k: int = 4, passes: int = 2, fields: Sequence[str] = ()) -> dict[str, Any]:
-    start, rows_of = _scorer(split, verbose=False)
+def _folds(split: str, k: int, rows_of: Any, start: Any, names: Sequence[str],
+           fit: Any) -> dict[str, Any]:
+    """Document-group cross-validation: `fit(train_ids, label)` fits settings on k-1 folds, which
+    are scored on the held-out fold; the settings kept are the per-field consensus of the folds
+    (`_consensus`). Prints each fold and the summary."""
     fold = group_folds(split, k)
     all_ids = set(fold)
     fitted, held, held_start, inside = [], [], [], []
     for f in range(k):
         test_ids = {q for q, i in fold.items() if i == f}
         train_ids = all_ids - test_ids
-        s_f = _descent(start, rows_of, train_ids, passes, f"fold {f + 1}/{k}", fields)
+        s_f = fit(train_ids, f"fold {f + 1}/{k}")
         fitted.append(s_f)
         inside.append(row_objective([r for r in rows_of(s_f) if r.id in train_ids]))
         held.append(row_objective([r for r in rows_of(s_f) if r.id in test_ids]))
         held_start.append(row_objective([r for r in rows_of(start) if r.id in test_ids]))
-        print(f"fold {f + 1}/{k}: {len(test_ids)} held-out questions; fitted {inside[-1]:.4f} in-fold, "
-              f"{held[-1]:.4f} held out (current settings: {held_start[-1]:.4f})", flush=True)
-        print("   ", {n: getattr(s_f, n) for n in GRID if getattr(s_f, n) != getattr(start, n)}, flush=True)
-    final = _consensus(start, fitted)
-    per_fold_final = [row_objective([r for r in rows_of(final) if fold[r.id] == f]) for f in range(k)]
-    mean = lambda xs: sum(xs) / len(xs)  # noqa: E731
-    print(f"held-out objective of the fold fits: {mean(held):.4f} (in-fold {mean(inside):.4f}; "
-          f"current settings held out {mean(held_start):.4f})")
-    print(f"consensus per fold: {[round(x, 4) for x in per_fold_final]}; all tune questions "
-          f"{row_objective(rows_of(final)):.4f}")
-    changes = {n: getattr(final, n) for n in GRID if getattr(final, n) != getattr(start, n)}
-    print("consensus changes:", changes)
-    return {"final": final, "changes": changes, "held_out": held, "in_fold": inside, "held_out_start": held_start}
-
-
-def screen_cv(split: str = "tune", k: int = 4, fields: Sequence[str] = ()) -> dict[str, Any]:
-    """A cheaper cross-validation for a shared CPU: every single-field change of the current
-    settings is scored once on all tuning questions; each fold then takes, field by field, the
-    value best on its training folds (fields chosen independently, not in sequence), and that
-    combination is scored on the held-out fold. The settings kept are the per-field consensus
-    of the folds (`_consensus`). About 1 + (grid values) + k + 1 runs instead of k descents."""
-    start, rows_of = _scorer(split, verbose=True)
-    fold = group_folds(split, k)
-    names = [n for n in GRID if not fields or n in fields]
-    single = {(n, v): rows_of(replace(start, **{n: v})) for n in names for v in GRID[n]}
-    fitted, held, held_start, inside = [], [], [], []
-    for f in range(k):
-        train = {q for q, i in fold.items() if i != f}
-        test = {q for q, i in fold.items() if i == f}
-        chosen = {}
-        for n in names:
-            base_j = row_objective([r for r in rows_of(start) if r.id in train])
-            best_v, best_j = getattr(start, n), base_j
-            for v in GRID[n]:
-                j = row_objective([r for r in single[(n, v)] if r.id in train])
-                if j > best_j + 1e-9:
-                    best_v, best_j = v, j
-            chosen[n] = best_v
-        s_f = replace(start, **chosen)
-        fitted.append(s_f)
-        inside.append(row_objective([r for r in rows_of(s_f) if r.id in train]))
-        held.append(row_objective([r for r in rows_of(s_f) if r.id in test]))
-        held_start.append(row_objective([r for r in rows_of(start) if r.id in test]))
-        print(f"fold {f + 1}/{k}: {len(test)} held-out questions; fitted {inside[-1]:.4f} on its training folds, "
-              f"{held[-1]:.4f} held out (current settings: {held_start[-1]:.4f})", flush=True)
+        print(f"fold {f + 1}/{k}: {len(test_ids)} held-out questions; fitted {inside[-1]:.4f} on its training "
+              f"folds, {held[-1]:.4f} held out (current settings: {held_start[-1]:.4f})", flush=True)
         print("   ", {n: getattr(s_f, n) for n in names if getattr(s_f, n) != getattr(start, n)}, flush=True)
     final = _consensus(start, fitted)
     mean = lambda xs: sum(xs) / len(xs)  # noqa: E731
@@ -278,6 +238,38 @@ def screen_cv(split: str = "tune", k: int = 4, fields: Sequence[str] = ()) -> di
     changes = {n: getattr(final, n) for n in names if getattr(final, n) != getattr(start, n)}
     print("consensus changes:", changes, flush=True)
     return {"final": final, "changes": changes, "held_out": held, "in_fold": inside, "held_out_start": held_start}
+
+
+def cross_validate(split: str = "tune", k: int = 4, passes: int = 2, fields: Sequence[str] = ()) -> dict[str, Any]:
+    """Each fold's settings fitted by coordinate descent (`_descent`) on the other folds."""
+    start, rows_of = _scorer(split, verbose=False)
+    return _folds(split, k, rows_of, start, list(GRID),
+                  lambda train, label: _descent(start, rows_of, train, passes, label, fields))
+
+
+def screen_cv(split: str = "tune", k: int = 4, fields: Sequence[str] = ()) -> dict[str, Any]:
+    """A cheaper cross-validation for a shared CPU: every single-field change of the current
+    settings is scored once on all tuning questions; each fold then takes, field by field, the
+    value best on its training folds (fields chosen independently, not in sequence), and that
+    combination is scored on the held-out fold. The settings kept are the per-field consensus
+    of the folds (`_consensus`). About 1 + (grid values) + k + 1 runs instead of k descents."""
+    start, rows_of = _scorer(split, verbose=True)
+    names = [n for n in GRID if not fields or n in fields]
+    single = {(n, v): rows_of(replace(start, **{n: v})) for n in names for v in GRID[n]}
+
+    def fit(train: set[str], _label: str) -> Any:
+        base_j = row_objective([r for r in rows_of(start) if r.id in train])
+        chosen = {}
+        for n in names:
+            best_v, best_j = getattr(start, n), base_j
+            for v in GRID[n]:
+                j = row_objective([r for r in single[(n, v)] if r.id in train])
+                if j > best_j + 1e-9:
+                    best_v, best_j = v, j
+            chosen[n] = best_v
+        return replace(start, **chosen)
+
+    return _folds(split, k, rows_of, start, names, fit)
 
 
 if __name__ == "__main__":
