@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from eval.report import markdown_table
+from eval.report import markdown_table, replace_marked
 from kb.audit_types import SUPPORTED, VERDICTS
 from kb.config import REPO_ROOT, Settings
 
@@ -176,11 +176,4 @@ SECTION_END = "<!-- audit-eval:end -->"
 
 def write(res: AuditEvalResult, doc: Path, header: str) -> None:
     """Replace the generated section of docs/AUDIT.md (the rest of the page is prose)."""
-    body = f"{SECTION_START}\n{header}\n\n{render(res)}\n{SECTION_END}"
-    text = doc.read_text(encoding="utf-8") if doc.exists() else ""
-    if SECTION_START in text and SECTION_END in text:
-        a, b = text.index(SECTION_START), text.index(SECTION_END) + len(SECTION_END)
-        text = text[:a] + body + text[b:]
-    else:
-        text = (text.rstrip() + "\n\n" if text else "# Draft audit\n\n") + body + "\n"
-    doc.write_text(text, encoding="utf-8")
+    replace_marked(doc, SECTION_START, SECTION_END, f"{header}\n\n{render(res)}", "Draft audit")

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from eval import scifact as sf
-from eval.report import markdown_table
+from eval.report import markdown_table, replace_marked
 from eval.scifact_sentences import TOP_N, claim_hit, load_gold
 from kb.config import REPO_ROOT
 
@@ -83,14 +83,8 @@ def render(res: ScifactEvidenceResult) -> str:
 
 
 def write(res: ScifactEvidenceResult, header: str, doc: Path = DOC) -> None:
-    body = f"{SECTION_START}\n## SciFact: evidence finding (external check)\n\n{header}\n\n{render(res)}\n{SECTION_END}"
-    text = doc.read_text(encoding="utf-8") if doc.exists() else "# Draft audit\n"
-    if SECTION_START in text and SECTION_END in text:
-        a, b = text.index(SECTION_START), text.index(SECTION_END) + len(SECTION_END)
-        text = text[:a] + body + text[b:]
-    else:
-        text = text.rstrip() + "\n\n" + body + "\n"
-    doc.write_text(text, encoding="utf-8")
+    replace_marked(doc, SECTION_START, SECTION_END,
+                   f"## SciFact: evidence finding (external check)\n\n{header}\n\n{render(res)}", "Draft audit")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -5,6 +5,7 @@ import os
 import platform
 import sys
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any, Sequence
 
 
@@ -71,3 +72,18 @@ def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str
     lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
     lines += ["| " + " | ".join(fmt(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def replace_marked(doc: Path, start: str, end: str, body: str, title: str) -> None:
+    """Write `body` between the markers `start` and `end` of `doc`, replacing what was there (the
+    rest of the page is prose kept as it is); appended, markers included, when they are absent;
+    a missing or empty page starts with `title`."""
+    block = f"{start}\n{body}\n{end}"
+    text = doc.read_text(encoding="utf-8") if doc.exists() else ""
+    if start in text and end in text:
+        a, b = text.index(start), text.index(end) + len(end)
+        text = text[:a] + block + text[b:]
+    else:
+        text = (text.rstrip() + "\n\n" if text.strip() else f"# {title}\n\n") + block + "\n"
+    doc.write_text(text, encoding="utf-8")
+
