@@ -30,13 +30,3 @@ def test_targets(result) -> None:  # type: ignore[no-untyped-def]
     assert (result.precision(NOT_FOUND) or 0) >= 0.9
     assert result.accuracy >= 0.85
 
-
-def test_generated_section_replaces_only_its_markers(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from eval.report import replace_marked
-
-    page = tmp_path / "AUDIT.md"
-    replace_marked(page, "<!-- s -->", "<!-- e -->", "first", "Draft audit")
-    assert page.read_text() == "# Draft audit\n\n<!-- s -->\nfirst\n<!-- e -->\n"
-    page.write_text("# Draft audit\n\nprose\n\n<!-- s -->\nold\n<!-- e -->\n\nmore prose\n")
-    replace_marked(page, "<!-- s -->", "<!-- e -->", "new", "Draft audit")
-    assert page.read_text() == "# Draft audit\n\nprose\n\n<!-- s -->\nnew\n<!-- e -->\n\nmore prose\n"
