@@ -215,7 +215,8 @@ def _backend_section(r: BenchResults) -> list[str]:
                 "texts per call as the build does. torch: sentence-transformers, fp32, batch 64. onnx: the same "
                 "weights exported to ONNX (kb/embed_onnx.py), ONNX Runtime, batches packed by token count "
                 "(512 tokens), one batch per core at a time; the graph carries ONNX Runtime's BERT fusions "
-                "(Attention, SkipLayerNormalization, BiasGelu, EmbedLayerNormalization). onnx-int8: that fused graph with dynamic int8 weights "
+                "(Attention, BiasGelu, EmbedLayerNormalization; SkipLayerNormalization split back into Add + "
+                "LayerNormalization, export 3). onnx-int8: that fused graph with dynamic int8 weights "
                 "(signed, per channel, 7-bit range; QAttention). Quality of each: docs/EVALUATION.md, "
                 "Embedding backends. How this recipe was chosen among the others tried (OpenVINO fp32 and "
                 "int8, unfused int8, MatMulNBits, session options, token budgets): docs/EMBED_BACKENDS.md."]

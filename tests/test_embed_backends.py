@@ -31,7 +31,8 @@ class FakeOnnxEmbedder(FakeEmbedder):
 
 def test_families() -> None:
     assert vector_family("torch") == vector_family("onnx") != vector_family("onnx-int8")
-    assert vector_family("onnx-int8") != "int8"  # export 2's recipe: not export 1's vectors
+    # Each int8 recipe is its own family: export 1's "int8", export 2's "int8-fused".
+    assert vector_family("onnx-int8") not in ("int8", "int8-fused")
     with pytest.raises(KBError, match="'gpu'.*not a known embedding backend"):
         vector_family("gpu")
 
@@ -129,8 +130,37 @@ def test_exported_graphs_are_fused() -> None:
     folder = embed_onnx.ensure_exported(get_settings().model_cache_dir)
     ops = {q: {n.op_type for n in onnx.load(str(folder / embed_onnx.FILES[q]), load_external_data=False).graph.node}
            for q in (False, True)}
-    assert {"Attention", "SkipLayerNormalization", "BiasGelu", "EmbedLayerNormalization"} <= ops[False]
+    assert {"Attention", "LayerNormalization", "BiasGelu", "EmbedLayerNormalization"} <= ops[False]
     assert {"QAttention", "MatMulInteger"} <= ops[True] and "MatMul" not in ops[True]
+    assert not {"SkipLayerNormalization"} & (ops[False] | ops[True])  # split (export 3)
+
+
+def test_split_skip_layer_norm_computes_the_same() -> None:
+    """SkipLayerNormalization (with and without its bias) -> Add (+ Add) + LayerNormalization:
+    ONNX Runtime gives the same outputs for the split graph."""
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    init = [numpy_helper.from_array(rng.normal(size=8).astype(np.float32), n) for n in ("gamma", "beta", "bias")]
+    nodes = [helper.make_node("SkipLayerNormalization", ["x", "skip", "gamma", "beta", "bias"], ["y1"],
+                              name="sln_bias", domain="com.microsoft", epsilon=1e-5),
+             helper.make_node("SkipLayerNormalization", ["y1", "skip", "gamma", "beta"], ["y"],
+                              name="sln_plain", domain="com.microsoft", epsilon=1e-5)]
+    io = [helper.make_tensor_value_info(n, TensorProto.FLOAT, [2, 3, 8]) for n in ("x", "skip", "y")]
+    model = helper.make_model(helper.make_graph(nodes, "g", io[:2], io[2:], init),
+                              opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)],
+                              ir_version=8)
+    feed = {"x": rng.normal(size=(2, 3, 8)).astype(np.float32), "skip": rng.normal(size=(2, 3, 8)).astype(np.float32)}
+
+    def run(m: onnx.ModelProto) -> np.ndarray:
+        return ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, feed)[0]
+
+    before = run(model)
+    embed_onnx._split_skip_layer_norm(model)
+    assert [n.op_type for n in model.graph.node] == ["Add", "Add", "LayerNormalization", "Add", "LayerNormalization"]
+    assert np.allclose(run(model), before, atol=1e-5)
 
 
 @pytest.mark.realmodel
