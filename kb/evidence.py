@@ -148,6 +148,20 @@ _AIM = re.compile(r"^(?:(?:background|objectives?|aims?|purpose|introduction|rat
                   re.IGNORECASE)
 
 
+# Web-page navigation addressed to the reader ("Read on to learn more.", "Click here to
+# download the leaflet."): it points elsewhere and never states anything, so it is never evidence.
+_NAVIGATION = re.compile(r"^(?:please\s+)?(?:read\s+(?:on|more)|click|tap\s+here|learn\s+more|find\s+out\s+more|"
+                         r"see\s+(?:more|below|above)|continue\s+reading|scroll|contact\s+us|call\s+us|subscribe|"
+                         r"sign\s+up|share\s+this|follow\s+us|visit\s+(?:our|us)|download|back\s+to\s+top|"
+                         r"skip\s+to)\b", re.IGNORECASE)
+NAVIGATION_MAX_CHARS = 100  # longer sentences starting so may carry content ("Download ... shows that ...")
+
+
+def is_navigation(sentence: str) -> bool:
+    text = sentence.strip(" \t•-*")
+    return len(text) <= NAVIGATION_MAX_CHARS and bool(_NAVIGATION.match(text))
+
+
 def is_aim(sentence: str) -> bool:
     return bool(_AIM.match(sentence.lstrip(" \t•-*0123456789.)")))
 
@@ -727,6 +741,8 @@ def score_candidates(base: "KnowledgeBase", needs: Needs, chunks: Sequence[Chunk
     n_entities = sum(r.kind == "entity" for r in reqs)
     out: list[Candidate] = []
     for a, d in zip(anns, dense):
+        if is_navigation(a.sent.text):
+            continue
         lexical = key_coverage(a, keys, s.context_credit)
         typed = 1.0 if needs.answer_type in QUANTITATIVE_TYPES and states_type(
             needs.answer_type, a.sent.text, a.figures) else 0.0

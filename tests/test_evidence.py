@@ -215,6 +215,31 @@ def test_aim_sentences_are_recognised(sentence: str, aim: bool) -> None:
     assert is_aim(sentence) is aim
 
 
+@pytest.mark.parametrize("sentence, navigation", [
+    ("Read on to learn more information.", True),
+    ("Click here to download the zorvastatin leaflet.", True),
+    ("• Learn more about kidney biopsy", True),
+    ("Download PDF", True),
+    ("Read the label before each dose of zorvastatin.", False),  # an instruction with content
+    ("See your doctor if swelling gets worse.", False),
+    ("Learn more: zorvastatin reduced proteinuria by 40% at week 12 in 120 adults with FSGS "
+     "in the trial reported here last year.", False),  # long: may carry content
+])
+def test_navigation_sentences_are_recognised(sentence: str, navigation: bool) -> None:
+    from kb.evidence import is_navigation
+
+    assert is_navigation(sentence) is navigation
+
+
+def test_a_navigation_sentence_is_never_evidence(tmp_path: Path) -> None:
+    page = ("Zorvastatin questions\n\nWhat if zorvastatin does not work? Read on to learn more about "
+            "zorvastatin. If zorvastatin fails, patients switch to a calcineurin inhibitor.\n")
+    base = _kb(tmp_path, {"page.txt": page})
+    a = base.ask("What if zorvastatin does not work?")
+    assert not a.abstained and "calcineurin inhibitor" in a.text
+    assert "Read on" not in a.text and all("Read on" not in c.quote for c in a.citations)
+
+
 def test_a_sentence_restating_the_title_is_recognised() -> None:
     from kb.evidence import restates_title
 
