@@ -11,6 +11,18 @@ import Stemmer
 
 logging.getLogger("bm25s").setLevel(logging.WARNING)  # it logs each index build at DEBUG
 
+# The project's one list of English function words (the question analysis, abbreviation
+# mining's filter, the LLM verifier's content words). BM25 keeps bm25s' own shorter "en" list
+# (33 words, all in this one): words such as "before", "after", "during", "without" that this
+# list drops carry meaning in a ranked query ("rituximab before transplant").
+STOP_WORDS = frozenset("""a about above after again against all am an and any are as at be because been
+before being below between both but by can could did do does doing down during each few for from
+further had has have having he her here hers herself him himself his how i if in into is it its
+itself just me more most my myself no nor not now of off on once only or other our ours ourselves
+out over own same she should so some such than that the their theirs them themselves then there
+these they this those through to too under until up very was we were what when where which while
+who whom why will with would you your yours yourself yourselves""".split())
+
 TOKENIZER_DESCRIPTION = "bm25s.tokenize(stopwords='en', stemmer=PyStemmer english) after British->US spelling"
 
 # British and US spellings are one word to the index ("randomised" = "randomized",
@@ -32,12 +44,13 @@ def us_spelling(text: str) -> str:
 
 
 @lru_cache(maxsize=1)
-def _stemmer() -> "Stemmer.Stemmer":
+def stemmer() -> "Stemmer.Stemmer":
+    """The project's one stemmer (Snowball English, PyStemmer)."""
     return Stemmer.Stemmer("english")
 
 
 def tokenize(texts: list[str]) -> "bm25s.tokenization.Tokenized":
-    return bm25s.tokenize([us_spelling(t) for t in texts], stopwords="en", stemmer=_stemmer(), show_progress=False)
+    return bm25s.tokenize([us_spelling(t) for t in texts], stopwords="en", stemmer=stemmer(), show_progress=False)
 
 
 def query_tokens(text: str) -> list[str]:
@@ -46,6 +59,6 @@ def query_tokens(text: str) -> list[str]:
 
 @lru_cache(maxsize=65_536)  # the answerer stems the same sentences for many questions
 def _query_tokens(text: str) -> tuple[str, ...]:
-    tokens = bm25s.tokenize([us_spelling(text)], stopwords="en", stemmer=_stemmer(), return_ids=False,
+    tokens = bm25s.tokenize([us_spelling(text)], stopwords="en", stemmer=stemmer(), return_ids=False,
                             show_progress=False)
     return tuple(tokens[0]) if tokens else ()

@@ -33,6 +33,7 @@ from typing import Any, Iterable
 
 import yaml
 
+from kb.bm25 import STOP_WORDS
 from kb.types import Filters, Query
 
 logger = logging.getLogger(__name__)
@@ -49,16 +50,7 @@ _COMPARATIVE = re.compile(
 # Acronym-like tokens ("IgA", "APOL1", "KDIGO"): specific names, even when no list knows them.
 _ACRONYM = re.compile(r"^(?:[A-Z][A-Za-z]*[A-Z][A-Za-z0-9]*|[A-Za-z]+[0-9]+[A-Za-z0-9]*)$")
 
-# English stop words (bm25s' list is the one BM25 uses; this is the same idea, kept local so the
-# question analysis does not depend on a tokenizer's internals).
 _UNIT_WORDS = frozenset({"ml", "mg", "kg", "dl", "mm", "cm", "min", "g", "l", "h", "d"})
-_STOP = frozenset("""a about above after again against all am an and any are as at be because been
-before being below between both but by can could did do does doing down during each few for from
-further had has have having he her here hers herself him himself his how i if in into is it its
-itself just me more most my myself no nor not now of off on once only or other our ours ourselves
-out over own same she should so some such than that the their theirs them themselves then there
-these they this those through to too under until up very was we were what when where which while
-who whom why will with would you your yours yourself yourselves""".split())
 
 
 # ---------------------------------------------------------------------------- data types
@@ -264,7 +256,7 @@ class Vocabulary:
             short, long = short.strip(), long.strip()
             if not short or not long or self.owner_of(short) is not None:
                 continue
-            if short.lower() in _STOP or short.lower() in _UNIT_WORDS \
+            if short.lower() in STOP_WORDS or short.lower() in _UNIT_WORDS \
                     or short.lower() in self.question_words:
                 continue  # "IS" (immunosuppression), "ml": matched case-insensitively they hit "is", "ml"
             owner = self.owner_of(long)

@@ -19,11 +19,11 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Protocol, Sequence
 
 import numpy as np
 
+from kb.bm25 import STOP_WORDS, stemmer
 from kb.instructions import looks_like_instruction  # the one detector, shared with the extractive mode
 from kb.types import Span
 
@@ -80,22 +80,18 @@ class Verification:
 
 
 # -- tokens -------------------------------------------------------------------------------
-# Function words and the connective/hedging vocabulary models add when paraphrasing: they
-# carry no claim, so they neither need nor lend support. Negations are deliberately NOT here:
-# "not effective" must find "not" in the passage (a weak polarity check).
-_STOPWORDS = frozenset("""
-a about above after again against all also although am an and any are as at be because been
-before being below between both but by can could did do does doing done during each either
-etc few for from further had has have having he her here hers him his how however i if in into
-is it its itself just may me might more most much must my of off on once only or other our
-ours out over own per same she should so some such than that the their theirs them then there
-therefore these they this those through thus to too under until up upon us very via was we were
-what when where whereas which while who whom whose why will with within would you your
-according overall generally typically usually often particularly especially including include
-includes included various several certain based regarding respectively furthermore moreover
-additionally addition important note notably indicate indicates indicated suggest suggests
-suggested show shows shown report reports reported describe describes described state states
-stated mention mentions mentioned passage passages source sources document documents text
+# The project's function words plus the connective/hedging vocabulary models add when
+# paraphrasing: they carry no claim, so they neither need nor lend support. Negations are kept
+# whatever the list says (content_tokens): "not effective" must find "not" in the passage (a
+# weak polarity check).
+_STOPWORDS = STOP_WORDS | frozenset("""
+also although done either etc however may might much must per therefore thus upon us via
+whereas whose within according overall generally typically usually often particularly
+especially including include includes included various several certain based regarding
+respectively furthermore moreover additionally addition important note notably indicate
+indicates indicated suggest suggests suggested show shows shown report reports reported
+describe describes described state states stated mention mentions mentioned passage passages
+source sources document documents text
 """.split())
 _NEGATIONS = frozenset({"no", "not", "never", "without", "cannot", "none", "neither", "nor"})
 
@@ -105,17 +101,10 @@ _NUMBER = re.compile(r"(?<![A-Za-z0-9.,])\d+(?:[.,]\d+)*")
 _IDENTIFIER = re.compile(r"\b[A-Za-z]+[A-Za-z-]*\d[A-Za-z0-9-]*\b")
 
 
-@lru_cache(maxsize=1)
-def _stemmer():
-    import Stemmer  # PyStemmer, already used for BM25
-
-    return Stemmer.Stemmer("english")
-
-
 def content_tokens(text: str) -> set[str]:
     words = [w.lower().strip("'") for w in _WORD.findall(text.replace("n't", " not"))]
     words = [w for w in words if w and (w in _NEGATIONS or (w not in _STOPWORDS and len(w) > 1))]
-    return set(_stemmer().stemWords(words))
+    return set(stemmer().stemWords(words))
 
 
 def _norm_number(raw: str) -> list[str]:

@@ -213,3 +213,20 @@ def test_drug_dictionary_unpickler_refuses_code() -> None:
     assert _plain_unpickle(io.BytesIO(pickle.dumps({"a": ["b", 1]}))) == {"a": ["b", 1]}
     with pytest.raises(pickle.UnpicklingError, match="refused"):
         _plain_unpickle(io.BytesIO(pickle.dumps(os.getcwd)))
+
+
+def test_one_function_word_list_and_one_stemmer() -> None:
+    """The question analysis and the LLM verifier use kb.bm25's list and stemmer (the verifier
+    adds paraphrase words); BM25's own list is a subset, so no word is a stop word to BM25 but
+    content to the analysis."""
+    import bm25s.stopwords
+
+    import kb.bm25
+    import kb.query
+    import kb.verify
+
+    assert kb.query.STOP_WORDS is kb.bm25.STOP_WORDS
+    assert kb.bm25.STOP_WORDS < kb.verify._STOPWORDS
+    assert set(bm25s.stopwords.STOPWORDS_EN) <= kb.bm25.STOP_WORDS
+    assert kb.verify.stemmer is kb.bm25.stemmer
+    assert kb.verify.content_tokens("Patients were not treated with the drugs") == {"patient", "not", "treat", "drug"}
