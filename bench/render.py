@@ -253,8 +253,10 @@ def _backend_section(r: BenchResults) -> list[str]:
         out += ["## Environment size",
                 markdown_table(("part", "MiB"), [(a, f"{b:,.0f}") for a, b in r.env_sizes]),
                 "torch stays in the default install: it exports the ONNX model once (`make install`), runs the "
-                "`torch` backend, and the plain-LangChain baseline (HuggingFaceEmbeddings) needs it. An install "
-                "that only answers (onnx backend, model already exported) would not need the torch row."]
+                "`torch` backend, and the plain-LangChain baseline (HuggingFaceEmbeddings) needs it; and "
+                "sentence-transformers, one of the project's core packages, declares torch a requirement, so "
+                "pip installs it with it. An install that only answers (onnx backend, model already exported) "
+                "would not need the torch row: the answering path never imports it."]
     return out
 
 
