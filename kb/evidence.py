@@ -11,7 +11,7 @@ What a text requires (`Needs`):
                   "FSGS-CT", "APOL1"), and a population when one is stated (children, pregnancy,
                   transplant). Evidence that does not meet one is not evidence for the text.
   * answer_type   from the question's form: rate, dose, duration, frequency, count, level,
-                  yes/no, definition, or "" (see `answer_type`).
+                  cost, list, yes/no, definition, or "" (see `answer_type`).
   * key_terms     the remaining words and topical concepts (with their IDF in the corpus): what
                   the text is about besides its entities ("liver enzymes checked").
 
@@ -77,6 +77,13 @@ _TYPE_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
                         re.IGNORECASE)),
     ("count", re.compile(r"\bhow many\b", re.IGNORECASE)),
     ("dose", re.compile(r"\bhow much\b", re.IGNORECASE)),  # "how much tacrolimus": a dose, else a change (above)
+    # Things to enumerate: "What are the symptoms...", "Common side effects of X?", "Which agents...".
+    ("list", re.compile(r"^\s*(?:what|which)\s+(?:are|were)\s+the\b|^\s*(?:list|name)\b|"
+                        r"\b(?:what|which|common|main|most common|frequent|serious|known)\s+(?:\w+\s+){0,2}"
+                        r"(?:side effects|adverse (?:events|effects|reactions)|symptoms|signs|complications|"
+                        r"contraindications|risks|causes|options|treatments|drugs|medicines|medications|agents|"
+                        r"tests|criteria|conditions|toxicities|warnings|precautions|interactions)\b",
+                        re.IGNORECASE)),
     ("definition", re.compile(r"^\s*(?:what\s+is|what's|whats|define|definition of)\b|"
                               r"\b(?:considered|defined|called|regarded as|classified as|termed)\b", re.IGNORECASE)),
     ("yesno", re.compile(r"^\s*(?:is|are|does|do|can|should|could|will|was|were|has|have|did)\b", re.IGNORECASE)),
@@ -178,6 +185,13 @@ def answer_type(question: str) -> str:
         if pattern.search(question):
             return kind
     return ""
+
+
+def states_list(sent: Sentence) -> bool:
+    """Does a sentence enumerate things: an item of a list under an intro, or three or more
+    items in the sentence itself?"""
+    return sent.is_list_item and sent.intro is not None or len(re.findall(r"[,;]", sent.text)) >= 2 \
+        or bool(re.search(r",[^,]+,?\s+(?:and|or)\s", sent.text))
 
 
 def states_type(kind: str, text: str, figs: Sequence[Figure]) -> bool:
@@ -744,8 +758,11 @@ def score_candidates(base: "KnowledgeBase", needs: Needs, chunks: Sequence[Chunk
         if is_navigation(a.sent.text):
             continue
         lexical = key_coverage(a, keys, s.context_credit)
-        typed = 1.0 if needs.answer_type in QUANTITATIVE_TYPES and states_type(
-            needs.answer_type, a.sent.text, a.figures) else 0.0
+        if needs.answer_type == "list":  # an enumeration of what is asked (a key word in it or its context)
+            typed = 1.0 if states_list(a.sent) and lexical > 0 else 0.0
+        else:
+            typed = 1.0 if needs.answer_type in QUANTITATIVE_TYPES and states_type(
+                needs.answer_type, a.sent.text, a.figures) else 0.0
         sent_reqs = [r for r in reqs if r.scope == "sentence" and r.ids]
         entity = min((a.about(r.ids) for r in sent_reqs), default=1.0)
         failed = [r for r in reqs if not meets(view, a, r, s)]

@@ -37,6 +37,11 @@ from tests.fakes import FAKE_MODEL_NAME, FakeEmbedder
     ("How much does a positive test raise the odds of relapse?", "rate"),
     ("What is the risk of relapse after stopping zorvastatin?", "rate"),
     ("Side effects of high-dose zorvastatin?", ""),
+    ("What are the symptoms of zorvastatin toxicity?", "list"),
+    ("Common side effects of zorvastatin?", "list"),
+    ("Which agents were tested after zorvastatin failed?", "list"),
+    ("What were the remission rates with zorvastatin?", "rate"),  # a figure, not a list
+    ("What are podocytes?", ""),
 ])
 def test_answer_type_from_the_question_form(question: str, kind: str) -> None:
     assert answer_type(question) == kind
@@ -213,6 +218,32 @@ def test_aim_sentences_are_recognised(sentence: str, aim: bool) -> None:
     from kb.evidence import is_aim
 
     assert is_aim(sentence) is aim
+
+
+def test_states_list_on_made_up_sentences() -> None:
+    from kb.answer_text import Sentence
+    from kb.evidence import states_list
+
+    def sent(text: str, **kw) -> Sentence:
+        return Sentence("d.txt", "c", 0, 0, len(text), text, "", **kw)
+
+    assert states_list(sent("Headache, nausea and dizziness were reported."))
+    assert states_list(sent("Watch for fever, cough, or sore throat."))
+    assert states_list(sent("Blurred vision", is_list_item=True, intro=(0, 10)))  # an item under its intro
+    assert not states_list(sent("Blurred vision", is_list_item=True))  # a bullet with no intro
+    assert not states_list(sent("Zorvastatin was well tolerated."))
+    assert not states_list(sent("In 2019, zorvastatin was approved."))
+
+
+def test_a_list_question_prefers_the_sentence_that_enumerates(tmp_path: Path) -> None:
+    docs = {"zorva-leaflet.txt": ("Zorvastatin leaflet\n\nWhat are the side effects of zorvastatin? Side "
+                                  "effects of zorvastatin are important to know about.\n"),
+            "zorva-label.txt": ("Zorvastatin label\n\nIn the trial, side effects with zorvastatin were headache, "
+                                "nausea, muscle cramps and rash.\n")}
+    base = _kb(tmp_path, docs)
+    a = base.ask("What are the side effects of zorvastatin?")
+    assert not a.abstained and a.citations[0].source == "zorva-label.txt"
+    assert base.ask("What are the risks of plasma exchange in zorvastatin users?").abstained  # not named
 
 
 @pytest.mark.parametrize("sentence, navigation", [
