@@ -79,7 +79,7 @@ class ScoringSettings:
 
     w_dense: float = 0.45  # cosine of question and sentence-with-context: carries meaning across wording
     w_lexical: float = 0.35  # IDF-weighted key-term coverage: rare words the question names must appear
-    w_type: float = 0.2  # the sentence states a figure of the asked type (dose, rate, duration, ...), or enumerates what a list question asks
+    w_type: float = 0.2  # the sentence states a figure of the asked type (dose, rate, duration, ...), or what a soft type asks (kb/evidence.SOFT_TYPES)
     untyped_factor: float = 1.0  # a figure was asked and the sentence states none: its score x this
     aim_factor: float = 1.0  # a sentence stating a study's aim (or restating the title), not a finding: x this
     w_chunk: float = 0.05  # hybrid retrieval score of its chunk: a weak tie-breaker

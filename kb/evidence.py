@@ -11,7 +11,8 @@ What a text requires (`Needs`):
                   "FSGS-CT", "APOL1"), and a population when one is stated (children, pregnancy,
                   transplant). Evidence that does not meet one is not evidence for the text.
   * answer_type   from the question's form: rate, dose, duration, frequency, count, level,
-                  cost, list, yes/no, definition, or "" (see `answer_type`).
+                  cost, yes/no, definition, the soft (ranking-only) list, figure, timing,
+                  reason, or "" (see `answer_type`).
   * key_terms     the remaining words and topical concepts (with their IDF in the corpus): what
                   the text is about besides its entities ("liver enzymes checked").
 
@@ -86,6 +87,14 @@ _TYPE_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
                         re.IGNORECASE)),
     ("definition", re.compile(r"^\s*(?:what\s+is|what's|whats|define|definition of)\b|"
                               r"\b(?:considered|defined|called|regarded as|classified as|termed)\b", re.IGNORECASE)),
+    # Soft types (ranking only, never a reason to abstain): a threshold or amount of unstated kind,
+    # a point in time, a reason.
+    ("figure", re.compile(r"\b(?:minimum|maximum|lowest|highest|at least|cut-?off|threshold)\b|"
+                          r"\bhow (?:high|low|fast|soon|old|young|big|large|far|severe)\b|"
+                          r"\b(?:what|which) ages?\b|\bage range\b|\bat what ages?\b", re.IGNORECASE)),
+    ("timing", re.compile(r"^\s*(?:when|since when|until when)\b|\bat what (?:point|stage|time)\b|"
+                          r"\b(?:from|after|by) what (?:week|month|day|year|age)\b", re.IGNORECASE)),
+    ("reason", re.compile(r"^\s*why\b|\bfor what reason\b|\bwhat (?:was|is) the reason\b", re.IGNORECASE)),
     ("yesno", re.compile(r"^\s*(?:is|are|does|do|can|should|could|will|was|were|has|have|did)\b", re.IGNORECASE)),
 )
 # Words that only say which kind of figure is asked ("what DOSE", "what PROPORTION"): the answer
@@ -192,6 +201,31 @@ def states_list(sent: Sentence) -> bool:
     items in the sentence itself?"""
     return sent.is_list_item and sent.intro is not None or len(re.findall(r"[,;]", sent.text)) >= 2 \
         or bool(re.search(r",[^,]+,?\s+(?:and|or)\s", sent.text))
+
+
+# A point or span in time: a calendar date, or a time word with a time expression.
+_TIMING = re.compile(r"\b(?:19|20)\d\d\b|\b(?:january|february|march|april|may|june|july|august|september|"
+                     r"october|november|december)\b|\b(?:before|after|within|until|once|during|since|from|by)\b"
+                     r"[^.;]{0,40}\b(?:\d|days?|weeks?|months?|years?|baseline|diagnosis|onset|transplant\w*|"
+                     r"remission|relapse)", re.IGNORECASE)
+# A cause or purpose stated.
+_REASON = re.compile(r"\b(?:because|due to|owing to|as a result|result(?:ed|s|ing)? (?:from|in)|lack of|attributed to|"
+                     r"explained by|reasons?|since|therefore|thus|so that|in order to|leads? to|led to|caus(?:e|es|ed|ing))\b",
+                     re.IGNORECASE)
+SOFT_TYPES = frozenset({"list", "figure", "timing", "reason"})
+
+
+def states_soft_type(kind: str, sent: Sentence, figs: Sequence[Figure]) -> bool:
+    """Does a sentence state what a soft-typed question asks (see SOFT_TYPES)?"""
+    if kind == "list":
+        return states_list(sent)
+    if kind == "figure":
+        return any(f.unit for f in figs)
+    if kind == "timing":
+        return bool(_TIMING.search(sent.text)) or any(f.kind == "duration" for f in figs)
+    if kind == "reason":
+        return bool(_REASON.search(sent.text))
+    return False
 
 
 def states_type(kind: str, text: str, figs: Sequence[Figure]) -> bool:
@@ -758,8 +792,8 @@ def score_candidates(base: "KnowledgeBase", needs: Needs, chunks: Sequence[Chunk
         if is_navigation(a.sent.text):
             continue
         lexical = key_coverage(a, keys, s.context_credit)
-        if needs.answer_type == "list":  # an enumeration of what is asked (a key word in it or its context)
-            typed = 1.0 if states_list(a.sent) and lexical > 0 else 0.0
+        if needs.answer_type in SOFT_TYPES:  # e.g. an enumeration of what is asked: a key word in it or its context
+            typed = 1.0 if lexical > 0 and states_soft_type(needs.answer_type, a.sent, a.figures) else 0.0
         else:
             typed = 1.0 if needs.answer_type in QUANTITATIVE_TYPES and states_type(
                 needs.answer_type, a.sent.text, a.figures) else 0.0

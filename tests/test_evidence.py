@@ -31,7 +31,7 @@ from tests.fakes import FAKE_MODEL_NAME, FakeEmbedder
     ("What is the target trough level?", "level"),
     ("Is zorvastatin used in FSGS?", "yesno"),
     ("What is zorvastatin?", "definition"),
-    ("Why does FSGS happen", ""),
+    ("Why does FSGS happen", "reason"),
     ("How much does a course of zorvastatin cost?", "cost"),
     ("Is zorvastatin expensive?", "cost"),
     ("How much does a positive test raise the odds of relapse?", "rate"),
@@ -42,6 +42,13 @@ from tests.fakes import FAKE_MODEL_NAME, FakeEmbedder
     ("Which agents were tested after zorvastatin failed?", "list"),
     ("What were the remission rates with zorvastatin?", "rate"),  # a figure, not a list
     ("What are podocytes?", ""),
+    ("Minimum eGFR to enter the zorvastatin trial?", "figure"),
+    ("What ages could enrol?", "figure"),
+    ("How soon after transplant did proteinuria return?", "figure"),
+    ("When was the zorvastatin trial run?", "timing"),
+    ("From what week did zorvastatin lower proteinuria?", "timing"),
+    ("When is nephrotic syndrome called frequently relapsing?", "definition"),  # a name, not a time
+    ("Why was the zorvastatin trial stopped early?", "reason"),
 ])
 def test_answer_type_from_the_question_form(question: str, kind: str) -> None:
     assert answer_type(question) == kind
@@ -233,6 +240,33 @@ def test_states_list_on_made_up_sentences() -> None:
     assert not states_list(sent("Blurred vision", is_list_item=True))  # a bullet with no intro
     assert not states_list(sent("Zorvastatin was well tolerated."))
     assert not states_list(sent("In 2019, zorvastatin was approved."))
+
+
+@pytest.mark.parametrize("kind, sentence, expected", [
+    ("figure", "Adults with an eGFR of at least 30 mL/min were enrolled.", True),
+    ("figure", "Adults with a preserved eGFR were enrolled.", False),
+    ("timing", "The trial ran from November 2004 to January 2010.", True),
+    ("timing", "Proteinuria returned within 2 days of transplantation.", True),
+    ("timing", "Proteinuria returned in most children.", False),
+    ("reason", "The trial was stopped because of a lack of efficacy.", True),
+    ("reason", "The trial enrolled 31 children.", False),
+])
+def test_soft_types_on_made_up_sentences(kind: str, sentence: str, expected: bool) -> None:
+    from kb.answer_text import Sentence
+    from kb.evidence import states_soft_type
+
+    assert states_soft_type(kind, Sentence("d.txt", "c", 0, 0, len(sentence), sentence, ""),
+                            figures(sentence, 0, len(sentence))) is expected
+
+
+def test_a_timing_question_prefers_the_sentence_that_dates_it(tmp_path: Path) -> None:
+    docs = {"zorva-news.txt": ("Zorvastatin trial news\n\nThe zorvastatin trial was run to test a new "
+                               "drug for FSGS in a randomised design.\n"),
+            "zorva-registry.txt": ("Zorvastatin registry record\n\nThe zorvastatin trial was run in 12 "
+                                   "centres from March 2015 to June 2019.\n")}
+    base = _kb(tmp_path, docs)
+    a = base.ask("When was the zorvastatin trial run?")
+    assert not a.abstained and a.citations[0].source == "zorva-registry.txt"
 
 
 def test_a_list_question_prefers_the_sentence_that_enumerates(tmp_path: Path) -> None:
