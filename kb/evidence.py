@@ -171,11 +171,16 @@ _NAVIGATION = re.compile(r"^(?:please\s+)?(?:read\s+(?:on|more)|click|tap\s+here
                          r"sign\s+up|share\s+this|follow\s+us|visit\s+(?:our|us)|download|back\s+to\s+top|"
                          r"skip\s+to)\b", re.IGNORECASE)
 NAVIGATION_MAX_CHARS = 100  # longer sentences starting so may carry content ("Download ... shows that ...")
+# A referral to another document, whatever its length: "For a full list of adverse events, please
+# refer to the full Prescribing Information", "Please see Important Safety Information below".
+_REFERRAL = re.compile(r"\bplease (?:refer to|see|visit|read)\b|\brefer to the (?:full|complete)\b|"
+                       r"^for (?:a )?(?:full|complete|more|further|additional) (?:list|information|details)\b.*"
+                       r"\b(?:refer to|see|visit|click|contact|call)\b", re.IGNORECASE)
 
 
 def is_navigation(sentence: str) -> bool:
     text = sentence.strip(" \t•-*")
-    return len(text) <= NAVIGATION_MAX_CHARS and bool(_NAVIGATION.match(text))
+    return len(text) <= NAVIGATION_MAX_CHARS and bool(_NAVIGATION.match(text)) or bool(_REFERRAL.search(text))
 
 
 def is_aim(sentence: str) -> bool:

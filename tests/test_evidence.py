@@ -285,6 +285,11 @@ def test_a_list_question_prefers_the_sentence_that_enumerates(tmp_path: Path) ->
     ("Click here to download the zorvastatin leaflet.", True),
     ("• Learn more about kidney biopsy", True),
     ("Download PDF", True),
+    ("For a full list of warnings and adverse events of zorvastatin, please refer to the full "
+     "Prescribing Information.", True),  # a referral, however long
+    ("Please see Important Safety Information below.", True),
+    ("For more information on zorvastatin, contact your kidney team.", True),
+    ("Refer to a nephrologist if proteinuria persists after 8 weeks of zorvastatin.", False),
     ("Read the label before each dose of zorvastatin.", False),  # an instruction with content
     ("See your doctor if swelling gets worse.", False),
     ("Learn more: zorvastatin reduced proteinuria by 40% at week 12 in 120 adults with FSGS "
