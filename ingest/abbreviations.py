@@ -99,28 +99,50 @@ def find_definitions(text: str, spans: Sequence[Span] | None = None) -> list[Def
         spans = sentence_spans(text)
     found: list[Definition] = []
     for a, b in spans:
-        sentence = text[a:b]
-        if "(" not in sentence:
-            continue
+        for offset, probe in _probes(text[a:b]):
+            found.extend(_definitions(sh, probe, a + offset))
+    return sorted(set(found), key=lambda d: (d.start, d.end, d.short))
+
+
+# A short form in square brackets inside parentheses, where a second pair of parentheses cannot
+# go: "(relative risk [RR], 1.07; 95% confidence interval [CI], 0.81 to 1.41)".
+_BRACKETED = re.compile(r"\[([^\[\]()\s]{2,10})\]")
+
+
+def _probes(sentence: str) -> Iterable[tuple[int, str]]:
+    """(offset, text) pairs to look for definitions in: the sentence itself, and for each
+    bracketed short form the text from its enclosing "(" (or the sentence start) up to it,
+    ending "(SF)" so Schwartz-Hearst sees its usual pattern. Offsets stay exact: a probe is a
+    slice of the sentence with the two brackets turned into parentheses."""
+    if "(" in sentence:
+        yield 0, sentence
+    for m in _BRACKETED.finditer(sentence):
+        start = sentence.rfind("(", 0, m.start()) + 1  # 0 when no parenthesis opens before it
+        yield start, sentence[start:m.start()] + "(" + m.group(1) + ")"
+
+
+def _definitions(sh: ModuleType, sentence: str, base: int) -> list[Definition]:
+    """The definitions Schwartz-Hearst finds in `sentence`, which starts at `base` in the text."""
+    found: list[Definition] = []
+    try:
+        candidates = list(sh.best_candidates(sentence))
+    except (ValueError, IndexError):  # unbalanced parentheses: no reliable candidate
+        return found
+    for cand in candidates:
         try:
-            candidates = list(sh.best_candidates(sentence))
-        except (ValueError, IndexError):  # unbalanced parentheses: no reliable candidate
+            definition = sh.select_definition(sh.get_definition(cand, sentence), cand)
+        except (ValueError, IndexError):  # the package's way of saying "no definition"
             continue
-        for cand in candidates:
-            try:
-                definition = sh.select_definition(sh.get_definition(cand, sentence), cand)
-            except (ValueError, IndexError):  # the package's way of saying "no definition"
+        raw_long = str(definition)
+        long_end = definition.stop
+        if sentence[long_end - len(raw_long):long_end] != raw_long:
+            long_end = sentence.rfind(raw_long, 0, cand.start) + len(raw_long)
+            if long_end < len(raw_long):
                 continue
-            raw_long = str(definition)
-            long_end = definition.stop
-            if sentence[long_end - len(raw_long):long_end] != raw_long:
-                long_end = sentence.rfind(raw_long, 0, cand.start) + len(raw_long)
-                if long_end < len(raw_long):
-                    continue
-            end = cand.stop + 1 if sentence[cand.stop:cand.stop + 1] == ")" else cand.stop
-            short, long = normalise(str(cand), raw_long)
-            if acceptable(short, long):
-                found.append(Definition(short, long, a + long_end - len(raw_long), a + end))
+        end = cand.stop + 1 if sentence[cand.stop:cand.stop + 1] == ")" else cand.stop
+        short, long = normalise(str(cand), raw_long)
+        if acceptable(short, long):
+            found.append(Definition(short, long, base + long_end - len(raw_long), base + end))
     return found
 
 

@@ -59,6 +59,16 @@ def test_offsets_point_at_the_defining_occurrence() -> None:
     assert [text[d.start:d.end] for d in found] == ["calcineurin inhibitors (CNIs)", "mycophenolate mofetil (MMF)"]
 
 
+def test_a_short_form_in_brackets_inside_parentheses_is_found_with_exact_offsets() -> None:
+    text = ("Remission was similar (hazard ratio [HR], 1.07; 95% confidence interval [CI], 0.8 to 1.4). "
+            "The odds ratio [OR] was 2 in adults.")
+    found = {(d.short, d.long): text[d.start:d.end] for d in find_definitions(text)}
+    assert found == {("HR", "hazard ratio"): "hazard ratio [HR]",
+                     ("CI", "confidence interval"): "confidence interval [CI]",
+                     ("OR", "odds ratio"): "odds ratio [OR]"}
+    assert not find_definitions("A reference [12] and a note [NB] here.")  # no long form before them
+
+
 def test_only_the_given_sentence_spans_are_searched() -> None:
     text = "Share this page (STP). Calcineurin inhibitors (CNIs) work."
     assert [d.short for d in find_definitions(text, [(23, len(text))])] == ["CNI"]
