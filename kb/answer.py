@@ -111,6 +111,7 @@ class _Section:
     label: str
     quotes: list[_Quote] = field(default_factory=list)
     note: str = ""
+    also: list[_Quote] = field(default_factory=list)  # its evidence already quoted in an earlier section
 
 
 def select(cands: Sequence[Candidate], *, limit: int, per_source: int, relative: float) -> list[Candidate]:
@@ -215,6 +216,7 @@ class _Builder:
         sections: list[_Section] = []
         pool: list[Candidate] = []
         reasons: list[str] = []
+        shown: set[tuple[str, int]] = set()  # sentences quoted by an earlier section
         for e in present:
             others = {x for x in self.analysis.section_entities if x != e}
             reqs = [r for r in self.needs.requirements if r.key not in others]
@@ -230,7 +232,21 @@ class _Builder:
                 reasons.append(f"{self._label(e)}: {reason}")
                 sections.append(_Section(e, self._label(e), note="no passage on this question"))
                 continue
-            sections.append(_Section(e, self._label(e), self._quotes(picks, self._label(e))))
+            # A sentence naming both compared entities is picked by both sections: quote it once
+            # (in the first) and give the later section its next-best sentences instead.
+            repeated = [c for c in picks if (c.ann.sent.source, c.ann.sent.start) in shown]
+            own = picks
+            if repeated:
+                floor = self.scoring.relative_floor * picks[0].score
+                fresh = [c for c in cands if (c.ann.sent.source, c.ann.sent.start) not in shown]
+                own = [c for c in select(fresh, limit=s.section_sentences, per_source=s.section_per_source,
+                                         relative=self.scoring.relative_floor) if c.score >= floor]
+            label = self._label(e)
+            sec = _Section(e, label, self._quotes(own, label), also=self._quotes(repeated, label))
+            if not sec.quotes:
+                sec.note = "quoted above"
+            sections.append(sec)
+            shown.update((x.source, x.start) for q in sec.quotes for x in q.sentences)
             pool += self._pool([c for c in cands if c.eligible])
         sections += [_Section(e, self._label(e), note="no passage in the corpus") for e in missing]
         if not any(sec.quotes for sec in sections):
@@ -337,9 +353,14 @@ class _Builder:
             return citations[key]
 
         for sec in sections:
+            for q in sec.also:  # its shared evidence, quoted in an earlier section: table rows only
+                c = cite(q)
+                if len([r for r in rows if r.entity == sec.label]) < self.settings.rows_per_entity:
+                    rows.append(self._row(sec.label, q, c, self._display(q)[1]))
             if not sec.quotes:
                 out_sections.append(AnswerSection(sec.label, (), sec.note))
-                notes.append(f"{sec.label}: {sec.note}.")  # no table row: a row must cite a source
+                if not sec.also:
+                    notes.append(f"{sec.label}: {sec.note}.")  # no table row: a row must cite a source
                 continue
             quotes = []
             for q in sec.quotes:

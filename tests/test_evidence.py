@@ -458,3 +458,19 @@ def test_a_missing_proper_name_identifies_a_study_and_is_not_required(tmp_path: 
     assert not a.abstained and "46%" in a.text
     base.settings = replace(base.settings, scoring=replace(base.settings.scoring, names_not_required=False))
     assert base.ask(q).abstained  # counted as a missing word, it outweighs the rest of the question
+
+
+def test_a_comparison_quotes_a_sentence_naming_both_entities_once(tmp_path: Path) -> None:
+    docs = {"trial.txt": (
+        "A made-up trial of two calcineurin inhibitors\n\n"
+        "Remission occurred in 60% with tacrolimus and 55% with cyclosporine in the trial. "
+        "Tacrolimus caused tremor in 10% of patients. Cyclosporine caused gum overgrowth in 12% of patients.\n")}
+    base = _kb(tmp_path, docs)
+    a = base.ask("tacrolimus vs cyclosporine remission rates?")
+    assert not a.abstained and check_answer(a, base).ok
+    entity_sections = [s for s in a.sections if s.label and s.label != "Sources differ"]
+    assert len(entity_sections) == 2
+    cited = [q.citation for s in entity_sections for q in s.quotes]
+    assert len(cited) == len(set(cited))  # no quote repeated in the second section
+    shared = next(c.n for c in a.citations if "60%" in c.quote and "55%" in c.quote)
+    assert {r.entity for r in a.comparison if r.n == shared} == {s.label for s in entity_sections}
