@@ -539,6 +539,15 @@ def analyse(question: str, vocab: Vocabulary) -> QuestionAnalysis:
     comparative = n_specific >= 2 and (bool(_COMPARATIVE.search(question))
                                        or _listed(question, mentions, unknown_drugs, vocab))
     sections = [e for e in entities if vocab.concepts[e].kind in SECTION_KINDS] + [d.id for d in unknown_drugs]
+    # In the order the question names them ("sparsentan vs irbesartan": sparsentan first).
+    first: dict[str, int] = {}
+    for m in mentions:
+        first.setdefault(m.concept, m.start)
+    for d in unknown_drugs:
+        hits = [m.start() for t in d.terms
+                for m in re.finditer(r"(?<!\w)" + re.escape(t) + r"(?!\w)", question, re.IGNORECASE)]
+        first[d.id] = min(hits, default=len(question))
+    sections.sort(key=lambda e: first.get(e, len(question)))
     return QuestionAnalysis(
         question=question, mentions=tuple(mentions), concepts=tuple(concepts), entities=tuple(entities),
         unknown_drugs=tuple(unknown_drugs), unknown_terms=tuple(dict.fromkeys(unknown_terms)),

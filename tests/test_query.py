@@ -230,3 +230,12 @@ def test_one_function_word_list_and_one_stemmer() -> None:
     assert set(bm25s.stopwords.STOPWORDS_EN) <= kb.bm25.STOP_WORDS
     assert kb.verify.stemmer is kb.bm25.stemmer
     assert kb.verify.content_tokens("Patients were not treated with the drugs") == {"patient", "not", "treat", "drug"}
+
+
+def test_compared_entities_keep_the_question_order() -> None:
+    """Sections follow the question: a vocabulary drug and a dictionary-only drug alike."""
+    first = analyse("cyclosporine vs tacrolimus remission?").section_entities
+    second = analyse("tacrolimus vs cyclosporine remission?").section_entities
+    assert len(first) == 2 and first == tuple(reversed(second))
+    mixed = analyse("sparsentan vs irbesartan proteinuria?").section_entities
+    assert len(mixed) == 2 and "sparsentan" in mixed[0].lower()
