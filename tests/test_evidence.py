@@ -259,25 +259,30 @@ def test_soft_types_on_made_up_sentences(kind: str, sentence: str, expected: boo
                             figures(sentence, 0, len(sentence))) is expected
 
 
-def test_a_timing_question_prefers_the_sentence_that_dates_it(tmp_path: Path) -> None:
-    docs = {"zorva-news.txt": ("Zorvastatin trial news\n\nThe zorvastatin trial was run to test a new "
-                               "drug for FSGS in a randomised design.\n"),
-            "zorva-registry.txt": ("Zorvastatin registry record\n\nThe zorvastatin trial was run in 12 "
-                                   "centres from March 2015 to June 2019.\n")}
-    base = _kb(tmp_path, docs)
-    a = base.ask("When was the zorvastatin trial run?")
-    assert not a.abstained and a.citations[0].source == "zorva-registry.txt"
+LEAFLET_AND_LABEL = {
+    "zorva-leaflet.txt": ("Zorvastatin leaflet\n\nWhat are the side effects of zorvastatin? Side effects of "
+                          "zorvastatin are important to know about.\n"),
+    "zorva-label.txt": ("Zorvastatin label\n\nIn the trial, side effects with zorvastatin were headache, "
+                        "nausea, muscle cramps and rash.\n")}
+NEWS_AND_REGISTRY = {
+    "zorva-news.txt": ("Zorvastatin trial news\n\nThe zorvastatin trial was run to test a new drug for FSGS "
+                       "in a randomised design.\n"),
+    "zorva-registry.txt": ("Zorvastatin registry record\n\nThe zorvastatin trial was run in 12 centres from "
+                           "March 2015 to June 2019.\n")}
 
 
-def test_a_list_question_prefers_the_sentence_that_enumerates(tmp_path: Path) -> None:
-    docs = {"zorva-leaflet.txt": ("Zorvastatin leaflet\n\nWhat are the side effects of zorvastatin? Side "
-                                  "effects of zorvastatin are important to know about.\n"),
-            "zorva-label.txt": ("Zorvastatin label\n\nIn the trial, side effects with zorvastatin were headache, "
-                                "nausea, muscle cramps and rash.\n")}
-    base = _kb(tmp_path, docs)
-    a = base.ask("What are the side effects of zorvastatin?")
-    assert not a.abstained and a.citations[0].source == "zorva-label.txt"
-    assert base.ask("What are the risks of plasma exchange in zorvastatin users?").abstained  # not named
+@pytest.mark.parametrize("docs, question, expected", [
+    (LEAFLET_AND_LABEL, "What are the side effects of zorvastatin?", "zorva-label.txt"),  # list
+    (NEWS_AND_REGISTRY, "When was the zorvastatin trial run?", "zorva-registry.txt"),  # timing
+])
+def test_a_soft_typed_question_prefers_the_sentence_that_states_it(tmp_path: Path, docs: dict[str, str],
+                                                                   question: str, expected: str) -> None:
+    a = _kb(tmp_path, docs).ask(question)
+    assert not a.abstained and a.citations[0].source == expected
+
+
+def test_a_soft_type_does_not_answer_an_entity_the_corpus_lacks(tmp_path: Path) -> None:
+    assert _kb(tmp_path, LEAFLET_AND_LABEL).ask("What are the risks of plasma exchange in zorvastatin users?").abstained
 
 
 @pytest.mark.parametrize("sentence, navigation", [
