@@ -462,13 +462,19 @@ class CorpusView:
         row_of = self.chunk_rows.get(chunk.chunk_id)
         rows = list(self.base.contents.sentence_rows(row_of)) if row_of is not None and \
             self.base.contents.sentence_offsets else []
+        # What kind of study the catalogue says the document is ("randomized controlled trial",
+        # "case series"): a question naming the design ("in the tac vs CsA RCT") is about it.
+        design = " ".join((doc.meta.doc_type, doc.meta.evidence_level))
+        design_ids = vocab.concepts_in(design) if design.strip() else set()
         out = []
         for i, s in enumerate(sentences):
             ctx_text = " ".join(text[a:b] for a, b in s.context)
             weights = _weights(vocab, s, ctx_text, topic_ids, title_ids)
+            for c in design_ids:
+                weights[c] = max(weights.get(c, 0.0), TITLE)
             out.append(Annotated(
                 sent=s, weights=weights, stems=frozenset(stems(s.text)),
-                context_stems=frozenset(stems(" ".join((ctx_text, s.heading, doc.title)))),
+                context_stems=frozenset(stems(" ".join((ctx_text, s.heading, doc.title, design)))),
                 figures=tuple(f for f in figures(text, s.start, s.end) if f.unit), meta=doc.meta,
                 row=rows[i] if i < len(rows) else -1, drugs=_drugs(vocab, weights)))
         return out

@@ -33,7 +33,7 @@ from typing import Any, Iterable
 
 import yaml
 
-from kb.bm25 import STOP_WORDS
+from kb.bm25 import STOP_WORDS, us_spelling
 from kb.types import Filters, Query
 
 logger = logging.getLogger(__name__)
@@ -276,7 +276,11 @@ class Vocabulary:
                     concepts[cid] = Concept(c.id, c.label, c.kind, tuple(dict.fromkeys((*c.terms, long))))
                     continue
                 is_drug = bool(lib and any("drugbank_id" in d for _, d, _, _ in lib.find(long)))
-                concepts[cid] = Concept(cid, f"{long} ({short})", "drug" if is_drug else "topic", (short, long))
+                # Both spellings of the long form: a document's "randomised controlled trial" is a
+                # catalogue's or a question's "randomized controlled trial".
+                us = us_spelling(long)
+                terms = (short, long) + ((us,) if us != long.lower() else ())
+                concepts[cid] = Concept(cid, f"{long} ({short})", "drug" if is_drug else "topic", terms)
             added.append(f"{short}={long}")
         if not added:
             return self

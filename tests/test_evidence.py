@@ -479,3 +479,26 @@ def test_a_comparison_quotes_a_sentence_naming_both_entities_once(tmp_path: Path
     assert len(cited) == len(set(cited))  # no quote repeated in the second section
     shared = next(c.n for c in a.citations if "60%" in c.quote and "55%" in c.quote)
     assert {r.entity for r in a.comparison if r.n == shared} == {s.label for s in entity_sections}
+
+
+def test_a_design_named_in_the_question_matches_the_catalogued_design(tmp_path: Path) -> None:
+    """ "the zorvastatin RCT": a sentence of the document the catalogue calls a randomized
+    controlled trial counts the design as covered (British or US spelling of the definition)."""
+    catalogue = ("documents:\n"
+                 "  zz-zorva-trial.txt: {title: Zorvastatin in FSGS, doc_type: randomized controlled trial, "
+                 "evidence_level: randomized controlled trial}\n"
+                 "  aa-zorva-cohort.txt: {title: Zorvastatin in FSGS cohort, doc_type: observational study, "
+                 "evidence_level: observational study}\n"
+                 "  glossary.txt: {title: Glossary, doc_type: review, evidence_level: review}\n")
+    docs = {"catalogue.yaml": catalogue,
+            "glossary.txt": "Glossary\n\nA randomised controlled trial (RCT) assigns treatments by chance.\n",
+            "zz-zorva-trial.txt": "Zorvastatin in FSGS\n\nRemission occurred in 40% of adults on zorvastatin.\n",
+            "aa-zorva-cohort.txt": "Zorvastatin in FSGS cohort\n\nRemission occurred in 45% of adults on zorvastatin.\n"}
+    base = _kb(tmp_path, docs)
+    assert "randomized controlled trial" in base.vocabulary.concepts["abbr:rct"].terms
+    from kb.evidence import find_evidence
+
+    coverage = {e.source: e.coverage for e in find_evidence(base, "Remission on zorvastatin in the RCT?")}
+    assert coverage["zz-zorva-trial.txt"] > coverage["aa-zorva-cohort.txt"]  # the same sentence otherwise
+    a = base.ask("Remission on zorvastatin in the RCT?")
+    assert not a.abstained and a.citations[0].source == "zz-zorva-trial.txt"
