@@ -272,6 +272,7 @@ class Annotated:
     meta: DocMeta
     row: int = -1  # row of the sentence's vector in the index (-1: none stored)
     drugs: frozenset[str] = frozenset()  # drug-like concepts the sentence (else its context) is about
+    navigation: bool = False  # web navigation or a referral (is_navigation): never evidence
 
     def about(self, ids: Iterable[str]) -> float:
         return max((self.weights.get(i, 0.0) for i in ids), default=0.0)
@@ -476,7 +477,8 @@ class CorpusView:
                 sent=s, weights=weights, stems=frozenset(stems(s.text)),
                 context_stems=frozenset(stems(" ".join((ctx_text, s.heading, doc.title, design)))),
                 figures=tuple(f for f in figures(text, s.start, s.end) if f.unit), meta=doc.meta,
-                row=rows[i] if i < len(rows) else -1, drugs=_drugs(vocab, weights)))
+                row=rows[i] if i < len(rows) else -1, drugs=_drugs(vocab, weights),
+                navigation=is_navigation(s.text)))
         return out
 
 
@@ -800,7 +802,7 @@ def score_candidates(base: "KnowledgeBase", needs: Needs, chunks: Sequence[Chunk
     n_entities = sum(r.kind == "entity" for r in reqs)
     out: list[Candidate] = []
     for a, d in zip(anns, dense):
-        if is_navigation(a.sent.text):
+        if a.navigation:  # decided once per sentence, when its chunk was annotated
             continue
         lexical = key_coverage(a, keys, s.context_credit)
         if needs.answer_type in SOFT_TYPES:  # e.g. an enumeration of what is asked: a key word in it or its context
