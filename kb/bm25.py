@@ -53,12 +53,10 @@ def tokenize(texts: list[str]) -> "bm25s.tokenization.Tokenized":
     return bm25s.tokenize([us_spelling(t) for t in texts], stopwords="en", stemmer=stemmer(), show_progress=False)
 
 
-def query_tokens(text: str) -> list[str]:
-    return list(_query_tokens(text))
-
-
-@lru_cache(maxsize=65_536)  # the answerer stems the same sentences for many questions
-def _query_tokens(text: str) -> tuple[str, ...]:
+@lru_cache(maxsize=65_536)  # the answerer stems the same sentences and terms for many questions
+def query_tokens(text: str) -> tuple[str, ...]:
+    """BM25's tokens of `text` (stop words out, stemmed), cached: bm25s' tokenizer costs ~0.1 ms
+    a call. The one cache of them (kb.query.stems reads it)."""
     tokens = bm25s.tokenize([us_spelling(text)], stopwords="en", stemmer=stemmer(), return_ids=False,
                             show_progress=False)
     return tuple(tokens[0]) if tokens else ()

@@ -559,13 +559,12 @@ def analyse(question: str, vocab: Vocabulary) -> QuestionAnalysis:
         comparative=comparative, section_entities=tuple(sections))
 
 
-@lru_cache(maxsize=65536)
 def stems(text: str) -> tuple[str, ...]:
-    """BM25's tokens of `text` (stop words out, stemmed), cached: vocabulary terms and
-    sentences are tokenised again and again, and bm25s' tokenizer costs ~0.1 ms a call."""
+    """BM25's tokens of `text` (stop words out, stemmed): vocabulary terms and sentences are
+    tokenised again and again, so kb.bm25.query_tokens caches them."""
     from kb.bm25 import query_tokens
 
-    return tuple(query_tokens(text))
+    return query_tokens(text)
 
 
 def _stems(text: str) -> set[str]:
