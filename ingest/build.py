@@ -21,7 +21,7 @@ from ingest.catalogue import read_catalogue
 from ingest.chunking import chunk_blocks, embedding_text, sentence_embedding_texts
 # Which files are read (never a FIFO, a link out of the corpus, a name that is not UTF-8) is
 # decided there; SkippedFile, corpus_files and input_hashes are re-exported from here.
-from ingest.corpus_files import (SkippedFile, corpus_files, file_hash as _file_hash,  # noqa: F401
+from ingest.corpus_files import (CorpusScan, SkippedFile, corpus_files, file_hash as _file_hash,  # noqa: F401
                                  indexed_hashes, input_hashes, keep_order, scan_corpus, source_key)
 from ingest.embed_cache import StagingCache
 from ingest.loaders import LoadedText, human_size, load_bytes, load_file
@@ -153,12 +153,14 @@ def _catalogue_hash(settings: Settings) -> str:
 
 
 def load_corpus(corpus_dir: Path, settings: Settings, hashes: dict[str, str | None] | None = None,
-                index_dir: Path | None = None) -> tuple[list[Document], list[SkippedFile], list[str]]:
+                index_dir: Path | None = None, scan: CorpusScan | None = None,
+                ) -> tuple[list[Document], list[SkippedFile], list[str]]:
     """Load every source; a bad file is reported and skipped, never fatal to the others.
-    `hashes` (from input_hashes) avoids reading each file a second time to hash it. Of files
-    with the same content the catalogued one is kept, else the one the index at `index_dir`
-    (default: settings.index_dir) holds, else the oldest (corpus_files.keep_order)."""
-    scan = scan_corpus(corpus_dir, settings)
+    `hashes` (from input_hashes) avoids reading each file a second time to hash it, and `scan`
+    listing the folder again (pass the scan the hashes came from). Of files with the same
+    content the catalogued one is kept, else the one the index at `index_dir` (default:
+    settings.index_dir) holds, else the oldest (corpus_files.keep_order)."""
+    scan = scan or scan_corpus(corpus_dir, settings)
     hashes = input_hashes(corpus_dir, settings, scan) if hashes is None else hashes
     catalogue = read_catalogue(settings.catalogue_path)
     docs: list[Document] = []
@@ -444,7 +446,8 @@ def ingest_corpus(
         started = time.perf_counter()
         if not corpus_dir.is_dir():
             raise KBError(f"corpus folder {corpus_dir} does not exist")
-        hashes = input_hashes(corpus_dir, settings)
+        scan = scan_corpus(corpus_dir, settings)  # listed once: the hashes and the load see the same files
+        hashes = input_hashes(corpus_dir, settings, scan)
         if not force and is_up_to_date(index_dir, settings, hashes):
             manifest = store.read_manifest(index_dir.resolve())
             return IngestReport(
@@ -453,7 +456,7 @@ def ingest_corpus(
                 embedded=0, reused=manifest["counts"]["chunks"],
                 skipped=tuple(SkippedFile(s["source"], s["reason"]) for s in manifest.get("skipped", [])),
                 seconds=time.perf_counter() - started, up_to_date=True)
-        docs, skipped, warnings = load_corpus(corpus_dir, settings, hashes, index_dir)
+        docs, skipped, warnings = load_corpus(corpus_dir, settings, hashes, index_dir, scan)
         # The folder the sources came from: opening the index compares them with it (kb/source_check.py).
         extra = {"catalogue_sha256": _catalogue_hash(settings), "input_files": hashes,
                  "corpus_dir": str(corpus_dir.resolve())}
