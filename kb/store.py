@@ -271,10 +271,10 @@ def _versions(index_dir: Path) -> list[Path]:
             if d.is_dir() and not d.is_symlink()]
 
 
-def _removable(folder: Path) -> bool:
-    """No running process (this one included) is writing `folder`. A half-made folder without
-    its writer's record yet may be a moment old: it is left alone."""
-    record = owner.read_owner(folder / OWNER)
+def _removable(folder: Path, record: "owner.Owner | None") -> bool:
+    """No running process (this one included) is writing `folder`, whose writer's record
+    (read_owner) is `record`. A half-made folder without its writer's record yet may be a
+    moment old: it is left alone."""
     if record is None:
         return not folder.name.startswith(".")
     return not owner.is_running(record)
@@ -312,7 +312,7 @@ def publish(build_dir: Path, index_dir: Path) -> Path:
     os.replace(link_tmp, index_dir)
     keep = {build_dir.resolve(), previous}
     for old in _versions(index_dir):
-        if old.resolve() not in keep and _removable(old):
+        if old.resolve() not in keep and _removable(old, owner.read_owner(old / OWNER)):
             shutil.rmtree(old, ignore_errors=True)
     return build_dir
 
@@ -331,7 +331,7 @@ def remove_stale_builds(index_dir: Path) -> None:
         if d.resolve() == current:
             continue
         record = owner.read_owner(d / OWNER)
-        if _removable(d) and (record is not None or not (d / MANIFEST).exists()):
+        if _removable(d, record) and (record is not None or not (d / MANIFEST).exists()):
             logger.info("removing %s, left by an interrupted build%s", d.name,
                         f" ({record.describe()}, no longer running)" if record else "")
             shutil.rmtree(d, ignore_errors=True)
