@@ -271,16 +271,17 @@ class Vocabulary:
                                           c.generic, c.library_terms)
             else:
                 cid = "abbr:" + short.lower()
-                if cid in concepts:
-                    c = concepts[cid]
-                    concepts[cid] = Concept(c.id, c.label, c.kind, tuple(dict.fromkeys((*c.terms, long))))
-                    continue
-                is_drug = bool(lib and any("drugbank_id" in d for _, d, _, _ in lib.find(long)))
                 # Both spellings of the long form: a document's "randomised controlled trial" is a
                 # catalogue's or a question's "randomized controlled trial".
                 us = us_spelling(long)
-                terms = (short, long) + ((us,) if us != long.lower() else ())
-                concepts[cid] = Concept(cid, f"{long} ({short})", "drug" if is_drug else "topic", terms)
+                spellings = (long, us) if us != long.lower() else (long,)
+                if cid in concepts:  # another expansion of the same short form
+                    c = concepts[cid]
+                    concepts[cid] = Concept(c.id, c.label, c.kind, tuple(dict.fromkeys((*c.terms, *spellings))))
+                else:
+                    is_drug = bool(lib and any("drugbank_id" in d for _, d, _, _ in lib.find(long)))
+                    concepts[cid] = Concept(cid, f"{long} ({short})", "drug" if is_drug else "topic",
+                                            (short, *spellings))
             added.append(f"{short}={long}")
         if not added:
             return self

@@ -239,3 +239,11 @@ def test_compared_entities_keep_the_question_order() -> None:
     assert len(first) == 2 and first == tuple(reversed(second))
     mixed = analyse("sparsentan vs irbesartan proteinuria?").section_entities
     assert len(mixed) == 2 and "sparsentan" in mixed[0].lower()
+
+
+def test_a_mined_long_form_matches_in_either_spelling_whichever_expansion_it_is() -> None:
+    base = load_vocabulary(with_library=False)
+    vocab = base.with_abbreviations([("ZQT", "zorvastatin quantity trial"), ("ZQT", "zorvastatin randomised trial")])
+    assert {"zorvastatin randomised trial", "zorvastatin randomized trial"} <= set(vocab.concepts["abbr:zqt"].terms)
+    assert "abbr:zqt" in vocab.concepts_in("a zorvastatin randomized trial")
+    assert vocab.digest != base.with_abbreviations([("ZQT", "zorvastatin quantity trial")]).digest
