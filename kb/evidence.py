@@ -209,8 +209,9 @@ def states_list(sent: Sentence) -> bool:
 
 
 # A point or span in time: a calendar date, or a time word with a time expression.
-_TIMING = re.compile(r"\b(?:19|20)\d\d\b|\b(?:january|february|march|april|may|june|july|august|september|"
-                     r"october|november|december)\b|\b(?:before|after|within|until|once|during|since|from|by)\b"
+# A month is a capitalised name before a day or year ("March 2015", "May 3"), not the verb "may".
+_TIMING = re.compile(r"\b(?:19|20)\d\d\b|\b(?-i:January|February|March|April|May|June|July|August|September|"
+                     r"October|November|December)\b(?=,?\s*\d)|\b(?:before|after|within|until|once|during|since|from|by)\b"
                      r"[^.;]{0,40}\b(?:\d|days?|weeks?|months?|years?|baseline|diagnosis|onset|transplant\w*|"
                      r"remission|relapse)", re.IGNORECASE)
 # A cause or purpose stated.

@@ -248,6 +248,8 @@ def test_states_list_on_made_up_sentences() -> None:
     ("timing", "The trial ran from November 2004 to January 2010.", True),
     ("timing", "Proteinuria returned within 2 days of transplantation.", True),
     ("timing", "Proteinuria returned in most children.", False),
+    ("timing", "Patients may relapse after stopping zorvastatin.", False),  # "may" is no month
+    ("timing", "Enrolment closed on May 3, at the second site.", True),
     ("reason", "The trial was stopped because of a lack of efficacy.", True),
     ("reason", "The trial enrolled 31 children.", False),
 ])
