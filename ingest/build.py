@@ -209,7 +209,8 @@ def pipeline_hash() -> str:
         path = here / f"{name}.py"
         if path.exists():
             h.update(path.read_bytes())
-    for shared in ("answer_text.py", "bm25.py", "sentences.py", "instructions.py"):  # sentence spans, BM25 tokens, flags
+    for shared in ("answer_text.py", "bm25.py", "sentences.py", "instructions.py", "text_decoding.py"):
+        # sentence spans, BM25 tokens, flags, the decoding of text files
         h.update((here.parent / "kb" / shared).read_bytes())
     return h.hexdigest()[:16]
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from kb import evidence_types
 from kb.errors import SourceError, UnsupportedFormatError
+from kb.text_decoding import UTF16_BOMS, decode_text_bytes
 from kb.types import DocMeta
 
 logger = logging.getLogger(__name__)
@@ -168,33 +169,24 @@ _DELETE_CONTROLS = {
 
 
 def _decode_text(name: str, data: bytes, *, check_magic: bool = True) -> tuple[str, list[str]]:
-    """Decode a text file without losing it: UTF-8 (BOM stripped), else cp1252, else
-    latin-1 (which never fails), with a warning. Refuses binary content."""
-    warnings: list[str] = []
-    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        # UTF-16 text is full of NUL bytes; honour its BOM before the binary check.
-        try:
-            text = data.decode("utf-16")
-        except UnicodeDecodeError:
-            raise SourceError(name, "invalid UTF-16 text (has a UTF-16 byte order mark)") from None
-        warnings.append("decoded as UTF-16 (byte order mark)")
-    else:
+    """Decode a text file without losing it (kb/text_decoding.py: UTF-16 with its BOM, else
+    UTF-8, else cp1252, else latin-1), with a warning when not UTF-8. Refuses binary content."""
+    if not data.startswith(UTF16_BOMS):  # UTF-16 text is full of NUL bytes: its BOM goes first
         if check_magic:
             for magic, what in _MAGIC:
                 if data.startswith(magic):
                     raise SourceError(name, f"binary content in a text file (looks like {what})")
         if b"\x00" in data:
             raise SourceError(name, "binary content in a text file (NUL bytes)")
-        try:
-            text = data.decode("utf-8-sig")
-        except UnicodeDecodeError as exc:
-            where = f"byte {exc.start}"
-            try:
-                text = data.decode("cp1252")
-                warnings.append(f"not valid UTF-8 (first bad {where}); decoded as cp1252")
-            except UnicodeDecodeError:
-                text = data.decode("latin-1")
-                warnings.append(f"not valid UTF-8 (first bad {where}); decoded as latin-1")
+    try:
+        text, codec, bad = decode_text_bytes(data)
+    except UnicodeDecodeError:
+        raise SourceError(name, "invalid UTF-16 text (has a UTF-16 byte order mark)") from None
+    warnings: list[str] = []
+    if codec == "utf-16":
+        warnings.append("decoded as UTF-16 (byte order mark)")
+    elif bad is not None:
+        warnings.append(f"not valid UTF-8 (first bad byte {bad}); decoded as {codec}")
     if text:
         # A sample decides (binary junk shows at once); translate() keeps it fast in C.
         sample = text[:_CONTROL_SAMPLE_CHARS]
@@ -294,7 +286,7 @@ def _load_html(name: str, data: bytes) -> LoadedText:
 
 def _decode_html(name: str, data: bytes) -> tuple[str, list[str]]:
     """Honour a BOM or a <meta charset> declaration; else the plain-text fallback chain."""
-    if data.startswith((codecs.BOM_UTF8, codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+    if data.startswith((codecs.BOM_UTF8, *UTF16_BOMS)):
         return _decode_text(name, data, check_magic=False)
     m = _META_CHARSET_RE.search(data[:4096])
     if m:
@@ -829,7 +821,7 @@ def _parse_pubmed_xml(name: str, data: bytes) -> list[_Record]:
     # ElementTree never fetches external DTDs.
     if b"<!ENTITY" in data or _DTD_SUBSET_RE.search(data):
         raise SourceError(name, "XML with DTD entity declarations is refused (entity expansion risk)")
-    if b"\x00" in data and not data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+    if b"\x00" in data and not data.startswith(UTF16_BOMS):
         raise SourceError(name, "binary content in a text file (NUL bytes)")
     try:
         root = ET.fromstring(data)

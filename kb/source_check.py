@@ -23,7 +23,6 @@ an edit can keep a file's size and mtime (`touch -r`, a copy with -p); the hash 
 """
 from __future__ import annotations
 
-import codecs
 import hashlib
 import logging
 import os
@@ -33,6 +32,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from kb.store import file_sha256
+from kb.text_decoding import decode_text_bytes
 from kb.types import Document, SourceStatus
 
 logger = logging.getLogger(__name__)
@@ -65,18 +65,12 @@ def _sha256(path: Path, st: os.stat_result) -> str:
 
 
 def _decoded(data: bytes) -> str | None:
-    """The file decoded as the text loader decodes it (UTF-16 with a BOM, else UTF-8, else
-    cp1252, else latin-1)."""
-    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        codecs_tried: tuple[str, ...] = ("utf-16",)
-    else:
-        codecs_tried = ("utf-8-sig", "cp1252", "latin-1")
-    for codec in codecs_tried:
-        try:
-            return data.decode(codec)
-        except UnicodeDecodeError:
-            continue
-    return None
+    """The file decoded as the text loader decodes it (kb/text_decoding.py); None when it
+    opens with a UTF-16 byte order mark but is not UTF-16."""
+    try:
+        return decode_text_bytes(data)[0]
+    except UnicodeDecodeError:
+        return None
 
 
 def file_of(source: str, corpus_dir: Path) -> str:
