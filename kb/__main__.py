@@ -19,21 +19,13 @@ if TYPE_CHECKING:
 
 
 def _hook_embedder() -> "Embedder | None":
-    """The embedder the FSGS_KB_EMBEDDER hook names (Settings.embedder_factory, a test hook the
-    UI honours too), or None: then the model the index records is loaded."""
-    import importlib
-
+    """The embedder the FSGS_KB_EMBEDDER test hook names (kb.embed.embedder_factory), or None:
+    then the model the index records is loaded."""
     from kb.config import get_settings
+    from kb.embed import embedder_factory
 
     spec = get_settings().embedder_factory
-    if not spec:
-        return None
-    module, _, attr = spec.partition(":")
-    try:
-        return getattr(importlib.import_module(module), attr)()
-    except (ImportError, AttributeError, ValueError) as e:
-        raise KBError(f"FSGS_KB_EMBEDDER={spec!r} cannot be loaded ({e}); it must look like "
-                      "'package.module:callable'") from e
+    return embedder_factory(spec)() if spec else None
 
 
 def _render(answer: Answer) -> str:

@@ -6,7 +6,7 @@ import logging
 import os
 import threading
 from functools import lru_cache
-from typing import Protocol, Sequence
+from typing import Callable, Protocol, Sequence
 
 import numpy as np
 
@@ -133,6 +133,20 @@ class SentenceTransformerEmbedder:
             convert_to_numpy=True, normalize_embeddings=True,
         )
         return np.asarray(vectors, dtype=np.float32)
+
+
+def embedder_factory(spec: str) -> "Callable[[], Embedder]":
+    """The callable the FSGS_KB_EMBEDDER test hook names (Settings.embedder_factory,
+    "package.module:callable"; the CLI and the UI honour it), or KBError saying why not."""
+    import importlib
+
+    module, _, attr = spec.partition(":")
+    if not module or not attr:
+        raise KBError(f"FSGS_KB_EMBEDDER={spec!r} must look like 'package.module:callable'")
+    try:
+        return getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError, ValueError) as e:
+        raise KBError(f"FSGS_KB_EMBEDDER={spec!r} cannot be loaded: {e}") from e
 
 
 def load_embedder(name: str = DEFAULT_MODEL_NAME, backend: str | None = None) -> Embedder:

@@ -10,7 +10,6 @@ another implementation of kb.embed.Embedder).
 """
 from __future__ import annotations
 
-import importlib
 import logging
 import sys
 import threading
@@ -40,7 +39,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-EMBEDDER_ENV = "FSGS_KB_EMBEDDER"  # read through Settings.embedder_factory
 EXAMPLES = (
     "Compare remission rates for CNIs versus rituximab",
     "What trough level should tacrolimus be kept at?",
@@ -67,20 +65,12 @@ APP_CSS = """
 
 # ---------------------------------------------------------------- loading (once per server)
 
-def _embedder_factory(spec: str) -> Callable[[], "Embedder"]:
-    module, _, attr = spec.partition(":")
-    if not module or not attr:
-        raise KBError(f"{EMBEDDER_ENV}={spec!r} must look like 'package.module:callable'")
-    try:
-        return getattr(importlib.import_module(module), attr)
-    except (ImportError, AttributeError) as e:
-        raise KBError(f"{EMBEDDER_ENV}={spec!r} cannot be loaded: {e}") from e
-
-
 @st.cache_resource(show_spinner="Loading the embedding model…")
 def _cached_embedder(model_name: str, spec: str) -> "Embedder":
     if spec:
-        return _embedder_factory(spec)()
+        from kb.embed import embedder_factory
+
+        return embedder_factory(spec)()
     from kb.embed import load_embedder
 
     return load_embedder(model_name)
