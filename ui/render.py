@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Iterable, Mapping, Sequence
 
 from kb.instructions import WARNING as INSTRUCTION_WARNING
+from kb.render import citation_warnings
 from kb.types import Answer, AnswerSentence, Citation, ComparisonRow, Document, Filters, Span
 from ui import Turn
 
@@ -188,7 +189,7 @@ def _sections_html(answer: Answer, mid: str) -> str:
     (each unit followed by its [n] link, then the source's evidence label), "Sources differ"
     lines naming what differs and each side's figure."""
     out: list[str] = ['<div class="kb-answer">']
-    warnings = {c.n: c.warnings for c in answer.citations if c.warnings}
+    warnings = citation_warnings(answer.citations)
     for sec in answer.sections:
         if sec.label:
             note = f" — {esc(sec.note)}" if not sec.quotes and sec.note else ""
