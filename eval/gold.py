@@ -22,7 +22,7 @@ import statistics
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING, Iterable, Sequence
 
 import yaml
 
@@ -124,7 +124,8 @@ def load_gold(path: str | Path | None = None) -> list[GoldQuestion]:
     return out
 
 
-def _norm(s: str) -> str:
+def normalise(s: str) -> str:
+    """Lower case, runs of white space as one space: how a fact is matched in a text."""
     return " ".join(s.lower().split())
 
 
@@ -134,8 +135,8 @@ def score_one(base: "KnowledgeBase", q: GoldQuestion) -> GoldRow:
     ms = (time.perf_counter() - t0) * 1000
     # A fact counts when the answer or one of its quotes states it (a quote is shown in full
     # beside the answer; the answer may show only the sentences of it that were picked).
-    text = _norm(" ".join((answer.text, *(c.quote for c in answer.citations))))
-    missing = tuple(f for f in q.facts if _norm(f) not in text) if not answer.abstained else q.facts
+    text = normalise(" ".join((answer.text, *(c.quote for c in answer.citations))))
+    missing = tuple(f for f in q.facts if normalise(f) not in text) if not answer.abstained else q.facts
     top = tuple(dict.fromkeys(c.source for c in sorted(answer.citations, key=lambda c: c.n)[:3]))
     check = check_answer(answer, base)
     return GoldRow(
@@ -149,7 +150,12 @@ def score_one(base: "KnowledgeBase", q: GoldQuestion) -> GoldRow:
 def score(base: "KnowledgeBase", questions: Iterable[GoldQuestion] | None = None) -> GoldReport:
     """Ask every gold question once and aggregate (questions default to load_gold())."""
     qs = list(questions) if questions is not None else load_gold()
-    rows = tuple(score_one(base, q) for q in qs)
+    return aggregate([score_one(base, q) for q in qs])
+
+
+def aggregate(scored: Sequence[GoldRow]) -> GoldReport:
+    """One report over rows scored one by one (possibly against different indexes)."""
+    rows = tuple(scored)
     answerable = [r for r in rows if r.answerable]
     unanswerable = [r for r in rows if not r.answerable]
     facts_total = sum(r.facts_total for r in answerable)

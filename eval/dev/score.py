@@ -27,17 +27,17 @@ if TYPE_CHECKING:
 CACHE = REPO_ROOT / ".cache" / "eval"
 
 
-def dev_corpus(split: str, dest: Path) -> Path:
-    """Write corpus/ plus the `split` documents of eval/dev/ into `dest` (a corpus folder),
-    with one catalogue holding both; files already there and unchanged are left alone so the
-    index stays incremental."""
+def dev_corpus(split: str, dest: Path, exclude: frozenset[str] = frozenset()) -> Path:
+    """Write corpus/ plus the `split` documents of eval/dev/ (but those named in `exclude`)
+    into `dest` (a corpus folder), with one catalogue holding both; files already there and
+    unchanged are left alone so the index stays incremental."""
     dest.mkdir(parents=True, exist_ok=True)
     bundled = REPO_ROOT / "corpus"
     catalogue = yaml.safe_load((bundled / "catalogue.yaml").read_text(encoding="utf-8")) or {}
     entries = dict(catalogue.get("documents") or {})
     wanted: dict[str, Path] = {p.name: p for p in bundled.iterdir() if p.is_file() and p.name != "catalogue.yaml"}
     for name, doc in load_dev_catalogue().items():
-        if doc.split == split:
+        if doc.split == split and name not in exclude:
             wanted[name] = dev_docs_dir() / name
             entries[name] = doc.metadata()
     for p in dest.iterdir():
@@ -55,15 +55,18 @@ def dev_corpus(split: str, dest: Path) -> Path:
 
 
 def open_dev_kb(split: str, *, embedder: "Embedder | None" = None, settings: Settings | None = None,
-                root: Path | None = None) -> "KnowledgeBase":
-    """The index of corpus/ + the split's documents (built or updated under .cache/eval)."""
+                root: Path | None = None, exclude: frozenset[str] = frozenset(), label: str = ""
+                ) -> "KnowledgeBase":
+    """The index of corpus/ + the split's documents (built or updated under .cache/eval);
+    with `exclude`, without those documents, in folders named by `label` as well."""
     from ingest.build import ingest_corpus
     from kb.api import open_kb
 
     root = root or CACHE
     settings = settings or Settings()
-    corpus = dev_corpus(split, root / f"dev-{split}-corpus")
-    index = root / f"dev-{split}-index"
+    name = f"dev-{split}-{label}" if label else f"dev-{split}"
+    corpus = dev_corpus(split, root / f"{name}-corpus", exclude)
+    index = root / f"{name}-index"
     s = replace(settings, corpus_dir=corpus, index_dir=index)
     if embedder is not None:
         s = replace(s, model_name=embedder.name)
