@@ -23,6 +23,7 @@ from kb.answer_facts import Disagreement, find_disagreements, measures
 from kb.answer_text import REF_MARK, Sentence, normalise_space
 from kb.config import AnswerSettings
 from kb.evidence import (Candidate, Needs, Requirement, coverage, corpus_view, gather, holds_planted, join_or,
+                         key_coverage,
                          needs_for, score_candidates, term_pattern)
 from kb.query import Concept, stems
 from kb.question_input import has_words
@@ -391,13 +392,24 @@ class _Builder:
         for kind, ns in by_kind.items():
             refs = ", ".join(f"[{n}]" for n in ns)
             notes.append(f"{'Sources' if len(ns) > 1 else 'Source'} {refs}: {kind}, not a guideline.")
+        unmatched = self._unmatched(sections)
         comparison = tuple(rows) if len([s for s in sections if s.label]) >= 2 else ()
-        result = Answer(question=self.question, text="",
+        result = Answer(question=self.question, text="", unmatched=unmatched,
                         citations=tuple(sorted(citations.values(), key=lambda c: c.n)),
                         sentences=_sentences(out_sections), comparison=comparison,
                         notes=tuple(dict.fromkeys(notes)), search_terms=self._search_terms(),
                         sections=tuple(out_sections), vocabulary=self.vocab.digest)
         return _with_text(result)
+
+    def _unmatched(self, sections: list[_Section]) -> tuple[str, ...]:
+        """The question's key words that no quoted sentence (with its context) contains: shown
+        to a reviewer as what the answer may not address (often only a paraphrase: "kids")."""
+        keys = self.needs.key_terms
+        quoted = {(s.chunk_id, s.start) for sec in sections for q in (*sec.quotes, *sec.also) for s in q.sentences}
+        anns = [a for cid in {c for c, _ in quoted} for a in self.view.annotated(self.base.chunk(cid))
+                if (cid, a.sent.start) in quoted]
+        missing = [k for k in keys if k.absent or not any(key_coverage(a, [k], 1.0) > 0 for a in anns)]
+        return tuple(dict.fromkeys(k.label for k in missing))
 
     def _display(self, q: _Quote) -> tuple[str, list[str]]:
         """The quote as shown: its pieces (intros, leads, sentences) verbatim with whitespace

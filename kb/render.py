@@ -59,6 +59,14 @@ def to_markdown(answer: Answer) -> str:
     return "\n".join(lines)
 
 
+def unmatched_line(answer: Answer) -> str:
+    """For a reviewer: the question's key words that no quoted passage contains ("" when none),
+    a hint that the answer may not address them (or says them in other words)."""
+    if answer.abstained or not answer.unmatched:
+        return ""
+    return "Question words in no quoted passage: " + ", ".join(answer.unmatched)
+
+
 def to_cli(answer: Answer) -> str:
     """Plain text for a terminal: the answer, then each citation with its source and offsets."""
     lines = [f"Q: {answer.question}", "", to_markdown(answer) if answer.sections else answer.text, ""]
@@ -78,6 +86,8 @@ def to_cli(answer: Answer) -> str:
         lines.append("")
     for note in answer.notes:
         lines.append(f"Note: {note}")
+    if unmatched_line(answer):
+        lines.append(unmatched_line(answer))
     if answer.search_terms:
         lines.append("Searched for: " + ", ".join(answer.search_terms))
     return "\n".join(lines).rstrip() + "\n"

@@ -333,12 +333,14 @@ class Answer:
     sections: tuple[AnswerSection, ...] = ()  # the structure `text` is rendered from
     abstain_reason: str = ""  # when abstained: the requirement no passage meets
     vocabulary: str = ""  # sha256 of the vocabulary (YAML + corpus abbreviations) that was used
+    unmatched: tuple[str, ...] = ()  # the question's key words no quoted passage (or its context) contains
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "sections": [s.to_dict() for s in self.sections],
             "abstain_reason": self.abstain_reason,
             "vocabulary": self.vocabulary,
+            "unmatched": list(self.unmatched),
             "question": self.question,
             "answer": self.text,
             "abstained": self.abstained,

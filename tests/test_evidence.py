@@ -504,3 +504,16 @@ def test_a_design_named_in_the_question_matches_the_catalogued_design(tmp_path: 
     assert coverage["zz-zorva-trial.txt"] > coverage["aa-zorva-cohort.txt"]  # the same sentence otherwise
     a = base.ask("Remission on zorvastatin in the RCT?")
     assert not a.abstained and a.citations[0].source == "zz-zorva-trial.txt"
+
+
+def test_an_answer_lists_the_question_words_no_quote_contains(tmp_path: Path) -> None:
+    from kb.render import to_cli, unmatched_line
+
+    base = _kb(tmp_path, DOCS)
+    a = base.ask("Roughly what share had complete or partial remission on zorvastatin versus placebo?")
+    assert not a.abstained and "roughly" in a.unmatched and "remission" not in a.unmatched
+    assert unmatched_line(a) in to_cli(a) and a.to_dict()["unmatched"] == list(a.unmatched)
+    b = base.ask("zorvastatin remission rate?")
+    assert not b.abstained and b.unmatched == () and unmatched_line(b) == ""
+    c = base.ask("Is belimumab effective in FSGS?")
+    assert c.abstained and unmatched_line(c) == ""

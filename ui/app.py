@@ -27,6 +27,7 @@ import streamlit as st  # noqa: E402
 from kb.config import Settings, get_settings  # noqa: E402
 from kb.errors import KBError  # noqa: E402
 from kb.question_input import clean_question  # noqa: E402
+from kb.render import unmatched_line  # noqa: E402
 from kb.source_check import STALE_NOTE  # noqa: E402
 from kb.types import Answer, Filters  # noqa: E402
 from ui import Turn, corpus_view as corpus_panel, export, pubmed_view, render  # noqa: E402
@@ -357,6 +358,8 @@ def render_answer(turn: Turn, i: int) -> None:
                            "and unsupported ones are marked unverified")
         if turn.filters is not None and not turn.filters.is_empty():
             details.append("filtered: " + render.filters_summary(turn.filters))
+        if unmatched_line(a):
+            details.append(unmatched_line(a))
         st.caption(render.md_escape(" · ".join(details)))
         export_buttons([turn], f"fsgs-answer-{i + 1}", f"dl-{i}")
     with right:

@@ -17,6 +17,7 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
+from kb.render import unmatched_line
 from kb.types import Citation, DocMeta
 from ui import Turn
 
@@ -123,6 +124,8 @@ def _turn_markdown(turn: Turn, index: int | None, doc_number: dict[str, int]) ->
                          + f" | {_ref_markers([r.n], turn, doc_number)} | {md_inline(r.evidence)} |")
         lines.append("")
     lines += [f"> **Note:** {md_inline(n)}" for n in a.notes] + ([""] if a.notes else [])
+    if unmatched_line(a):
+        lines += [f"*{md_inline(unmatched_line(a))}*", ""]
     return lines
 
 
