@@ -103,6 +103,7 @@ class ScoringSettings:
     rare_min_chars: int = 5  # ... and at least this long (shorter rare tokens are abbreviations the corpus spells out: "dex")
     names_not_required: bool = True  # a missing capitalised word inside the question ("the Indian study") names, it does not ask
     absent_share: float = 0.5  # ... when such words carry at least half the key-word weight ("checked" beside "liver enzymes": not)
+    require_time_points: bool = True  # "at week 108" with no chosen sentence stating 108: abstain (a finding at week 8 does not answer it)
     require_answer_type: bool = True  # "what dose" with no sentence stating a dose: abstain
     name_chunks: int = 10  # chunks naming a trial / gene name added to the candidates
     sibling_forms: bool = True  # a key word of 6+ letters also matches corpus stems that differ in its last letter ("respond"/"respons")

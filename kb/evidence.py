@@ -13,6 +13,9 @@ What a text requires (`Needs`):
   * answer_type   from the question's form: rate, dose, duration, frequency, count, level,
                   cost, yes/no, definition, the soft (ranking-only) list, figure, timing,
                   reason, or "" (see `answer_type`).
+  * time_points   time points and amounts it states ("at week 108", "12 months", "2 mg/kg"):
+                  the chosen evidence's passage must state the same number (a duration also in
+                  its whole-number equivalents: 52 weeks, 12 months, 1 year).
   * key_terms     the remaining words and topical concepts (with their IDF in the corpus): what
                   the text is about besides its entities ("liver enzymes checked").
 
@@ -567,6 +570,64 @@ class Needs:
     requirements: tuple[Requirement, ...]
     answer_type: str
     key_terms: tuple[KeyTerm, ...]  # what the text asks about besides its required entities
+    time_points: tuple[StatedFigure, ...] = ()  # time points / amounts the text states ("week 108")
+
+
+@dataclass(frozen=True)
+class StatedFigure:
+    """A time point or amount a question states ("at week 108", "12 months", "2 mg/kg"): the
+    evidence must state the same number, since a finding at week 8 does not answer week 108."""
+
+    text: str  # as written in the question
+    numbers: tuple[str, ...]  # the number as the evidence may write it ("52" weeks, or "12" months, "1" year)
+
+    def pattern(self) -> re.Pattern[str]:
+        return re.compile(r"(?<![\d.,])(?:" + "|".join(map(re.escape, self.numbers)) + r")(?![\d]|[.,]\d)")
+
+
+_DAYS = {"day": 1.0, "week": 7.0, "month": 30.44, "year": 365.25}
+
+
+def _same_duration(value: float, unit: str) -> tuple[str, ...]:
+    """`value` `unit` and its whole-number equivalents in the other units (52 weeks: 12 months, 1 year)."""
+    out = [f"{value:g}"]
+    if unit in _DAYS:
+        days = value * _DAYS[unit]
+        for other, size in _DAYS.items():
+            x = days / size
+            if other != unit and round(x) >= 1 and abs(x - round(x)) <= 0.03 * x:
+                out.append(f"{round(x):g}")
+    return tuple(dict.fromkeys(out))
+
+
+# A unit before its number ("week 108", "month 6", "day 7", "cycle 2"): kb.quantities reads
+# units after a number only.
+_UNIT_FIRST = re.compile(r"\b(?:weeks?|months?|days?|years?|cycles?|doses?|visits?)\s+(\d+(?:\.\d+)?)\b", re.IGNORECASE)
+_AGE = re.compile(r"[\s-]*(?:years?|yrs?|months?)?[\s-]*old\b|\s*of\s+age\b", re.IGNORECASE)
+
+
+def stated_figures(text: str) -> tuple[StatedFigure, ...]:
+    """The time points and amounts `text` states, as numbers with a unit: not bare numbers
+    ("phase 3" names a design), not ages ("34-year-old" identifies a patient) and not years."""
+    from kb.quantities import quantities
+
+    out: dict[str, StatedFigure] = {}
+    for m in _UNIT_FIRST.finditer(text):
+        unit = m.group(0).split()[0].lower().rstrip("s")
+        out.setdefault(m.group(1), StatedFigure(m.group(0), _same_duration(float(m.group(1)), unit)))
+    for q in quantities(text):
+        if not q.unit or q.kind not in ("duration", "dose", "concentration") or _AGE.match(text, q.end):
+            continue
+        for v in sorted({q.low, q.high}):
+            out.setdefault(f"{v:g}", StatedFigure(q.text, _same_duration(v, q.unit)))
+    return tuple(out.values())
+
+
+def states_figure(view: "CorpusView", ann: Annotated, fig: StatedFigure) -> bool:
+    """Does the sentence's passage (its chunk, or its heading) state the figure's number? A
+    study's follow-up is often stated once, in its methods, beside the results."""
+    where = " ".join((view.base.chunk(ann.sent.chunk_id).text, ann.sent.heading))
+    return bool(fig.pattern().search(where))
 
 
 # International Nonproprietary Name stems (WHO): a word ending in one names a drug even when no
@@ -677,12 +738,13 @@ def needs_for(base: "KnowledgeBase", text: str, filters: Filters | None = None,
             present = [f for f in forms if view.df(f) > 0]
             if not present:  # "hyperkalaemia" asked, "hyperkalemia" written
                 present = [v for sp in spelling_variants(w.group(0)) for v in stems(sp) if view.df(v) > 0][:1]
+            proper = _is_proper(w.group(0), w.start(), text)
             weight = view.idf(x) if view.df(x) > 0 or not present else max(view.idf(f) for f in present)
             absent = not present and not view.in_catalogue(x)
             keys.append(KeyTerm(w.group(0), frozenset({x}), frozenset(), weight, absent=absent,
                                 forms=frozenset(present),
                                 zipf=_general_zipf(w.group(0), w.start(), text) if absent else 9.0,
-                                proper=_is_proper(w.group(0), w.start(), text)))
+                                proper=proper))
     kind = answer_type(text)
     if not kind and (a.comparative or _TIME_POINT.search(text)) and \
             any(vocab.concepts[c].kind == "outcome" for c in a.concepts):
@@ -690,7 +752,7 @@ def needs_for(base: "KnowledgeBase", text: str, filters: Filters | None = None,
     type_stems = {x for w in _TYPE_WORDS.get(kind, ()) for x in stems(w)}
     keys = [k for k in keys if not (k.stems <= type_stems)] if type_stems else keys
     return Needs(text=text, analysis=a, query=query_for(a, vocab, filters), requirements=tuple(reqs),
-                 answer_type=kind, key_terms=tuple(keys))
+                 answer_type=kind, key_terms=tuple(keys), time_points=stated_figures(text))
 
 
 def key_coverage(ann: Annotated, keys: Sequence[KeyTerm], context_credit: float) -> float:
@@ -730,6 +792,7 @@ class Candidate:
     score: float
     unmet: tuple[str, ...]  # labels of requirements this sentence does not meet
     hard_unmet: bool = False  # one of them is an entity or population: not evidence at all
+    unstated: tuple[str, ...] = ()  # the question's time points / amounts it does not state
 
     @property
     def eligible(self) -> bool:
@@ -839,8 +902,9 @@ def score_candidates(base: "KnowledgeBase", needs: Needs, chunks: Sequence[Chunk
             score *= s.intro_penalty
         elif len(a.sent.text) < s.short_chars and not a.sent.intro:
             score *= s.short_penalty
+        unstated = tuple(f.text for f in needs.time_points if not states_figure(view, a, f))
         out.append(Candidate(a, Signals(float(d), lexical, typed, chunk, entity), score,
-                             tuple(r.label for r in failed), any(r.kind != "name" for r in failed)))
+                             tuple(r.label for r in failed), any(r.kind != "name" for r in failed), unstated))
     out.sort(key=lambda c: (-c.score, c.ann.sent.source, c.ann.sent.start))
     return without_planted(base, out)
 
@@ -950,6 +1014,11 @@ def coverage(needs: Needs, chosen: Sequence[Candidate], settings: ScoringSetting
     rare = [k for k in absent if k.zipf < settings.rare_absent_zipf and len(k.text) >= settings.rare_min_chars]
     if rare and max(c.signals.dense for c in chosen) < settings.rare_absent_dense:
         return f"no passage {subject}covers " + ", ".join(dict.fromkeys(k.label for k in rare))
+    # A time point or amount the question states must be stated by the evidence.
+    unstated = [f.text for f in needs.time_points if all(f.text in c.unstated for c in chosen)] \
+        if settings.require_time_points else []
+    if unstated:
+        return f"no passage {subject}states " + join_or(unstated)
     if best.score < settings.min_score:
         if needs.key_terms:
             weakest = sorted(needs.key_terms, key=lambda k: -k.weight)[0]

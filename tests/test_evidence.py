@@ -10,7 +10,7 @@ import pytest
 from kb.answer_check import check_answer
 from kb.answer_text import figures
 from kb.config import Settings
-from kb.evidence import Annotated, KeyTerm, answer_type, key_coverage, needs_for, states_type
+from kb.evidence import Annotated, KeyTerm, answer_type, key_coverage, needs_for, stated_figures, states_type
 from kb.types import DocMeta
 from tests.fakes import FAKE_MODEL_NAME, FakeEmbedder
 
@@ -517,3 +517,28 @@ def test_an_answer_lists_the_question_words_no_quote_contains(tmp_path: Path) ->
     assert not b.abstained and b.unmatched == () and unmatched_line(b) == ""
     c = base.ask("Is belimumab effective in FSGS?")
     assert c.abstained and unmatched_line(c) == ""
+
+
+@pytest.mark.parametrize("question, numbers", [
+    ("UPCR reduction at week 108 on zorvastatin?", [("week 108", "108")]),
+    ("remission at 52 weeks?", [("52 weeks", "52"), ("52 weeks", "12"), ("52 weeks", "1")]),
+    ("a 0.1 mg/kg dose", [("0.1 mg/kg", "0.1")]),
+    ("in the phase 3 study of 2022", []),  # a design and a year identify a study
+    ("a 34-year-old man on PLEX", []),  # an age identifies a patient
+    ("children aged 2 years of age", []),
+])
+def test_time_points_and_amounts_a_question_states(question: str, numbers: list[tuple[str, str]]) -> None:
+    figs = stated_figures(question)
+    assert {(f.text, n) for f in figs for n in f.numbers} >= set(numbers)
+    assert bool(figs) == bool(numbers)
+
+
+def test_a_time_point_no_passage_states_abstains_naming_it(tmp_path: Path) -> None:
+    # 52 is a word of the corpus (another study), but no zorvastatin passage states it.
+    other = {"other.txt": "Belatacept in membranous nephropathy\n\nProteinuria fell by 40% at week 52 on belatacept.\n"}
+    base = _kb(tmp_path, {**DOCS, **other})
+    a = base.ask("complete or partial remission with zorvastatin versus placebo at week 52?")
+    assert a.abstained and "week 52" in a.abstain_reason
+    # The trial's follow-up is stated in its methods, beside the results: that passage answers.
+    b = base.ask("zorvastatin remission rate at 24 weeks?")
+    assert not b.abstained and "46%" in b.text
