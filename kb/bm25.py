@@ -26,12 +26,16 @@ who whom why will with would you your yours yourself yourselves""".split())
 TOKENIZER_DESCRIPTION = "bm25s.tokenize(stopwords='en', stemmer=PyStemmer english) after British->US spelling"
 
 # British and US spellings are one word to the index ("randomised" = "randomized",
-# "paediatric" = "pediatric", "oedema" = "edema"). Applied identically to passages and queries,
-# so a rewrite that touches an unrelated word ("exercise" -> "exercize") changes nothing.
+# "paediatric" = "pediatric", "oedema" = "edema", "foetal" = "fetal", "tumour" = "tumor",
+# "analyse" = "analyze"). Applied identically to passages and queries, so a rewrite that
+# touches an unrelated word ("exercise" -> "exercize", "detour" -> "detor") changes nothing;
+# the lookbehinds keep short words apart ("four" is not "for", "poet" not "pet").
 _SPELLING = (
     (re.compile(r"(?<=[a-z]{3})is(?=(?:e|ed|es|ing|ation|ations|er|ers)\b)"), "iz"),
+    (re.compile(r"(?<=[a-z]{3})ys(?=(?:e|ed|es|ing)\b)"), "yz"),
     (re.compile(r"(?<=[a-z])ae(?=[a-z])"), "e"),
-    (re.compile(r"\boe(?=[a-z]{3})|(?<=rrh)oe"), "e"),
+    (re.compile(r"\boe(?=[a-z]{3})|(?<=rrh)oe|(?<=[bcdfghjklmnpqrstvwxz])oe(?=[a-z]{2})"), "e"),
+    (re.compile(r"(?<=[a-z]{3})our(?=s?\b)"), "or"),
     (re.compile(r"\bcentre"), "center"),
 )
 

@@ -46,7 +46,7 @@ from kb.config import ScoringSettings
 from kb.instructions import overlaps
 from kb.query import SECTION_KINDS, Concept, QuestionAnalysis, Vocabulary, analyse, query_for, stems
 from kb.types import Chunk, DocMeta, Filters, Hit, Query
-from kb.word_frequency import spelling_variants, zipf
+from kb.word_frequency import zipf
 
 if TYPE_CHECKING:
     from kb.api import KnowledgeBase
@@ -736,8 +736,6 @@ def needs_for(base: "KnowledgeBase", text: str, filters: Filters | None = None,
             named.add(x)
             forms = view.forms(x)
             present = [f for f in forms if view.df(f) > 0]
-            if not present:  # "hyperkalaemia" asked, "hyperkalemia" written
-                present = [v for sp in spelling_variants(w.group(0)) for v in stems(sp) if view.df(v) > 0][:1]
             proper = _is_proper(w.group(0), w.start(), text)
             weight = view.idf(x) if view.df(x) > 0 or not present else max(view.idf(f) for f in present)
             absent = not present and not view.in_catalogue(x)

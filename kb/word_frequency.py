@@ -9,18 +9,7 @@ requirement the corpus does not meet when it is rare in general language (a tech
 """
 from __future__ import annotations
 
-import re
 from functools import lru_cache
-
-# British spellings the corpus may write the American way (and back): "hyperkalaemia" /
-# "hyperkalemia", "oedema" / "edema", "tumour" / "tumor", "randomised" / "randomized".
-_VARIANTS: tuple[tuple[re.Pattern[str], str], ...] = (
-    (re.compile(r"ae"), "e"),
-    (re.compile(r"oe"), "e"),
-    (re.compile(r"our\b"), "or"),
-    (re.compile(r"is(e|ed|es|ing|ation)\b"), r"iz\1"),
-    (re.compile(r"ys(e|ed|es|ing)\b"), r"yz\1"),
-)
 
 
 @lru_cache(maxsize=4096)
@@ -29,17 +18,3 @@ def zipf(word: str) -> float:
     from wordfreq import zipf_frequency  # loads its list (~0.2 s) on first use only
 
     return float(zipf_frequency(word.lower(), "en"))
-
-
-def spelling_variants(word: str) -> tuple[str, ...]:
-    """Other spellings of `word` (British <-> American), without `word` itself."""
-    w = word.lower()
-    out: list[str] = []
-    for pattern, repl in _VARIANTS:
-        v = pattern.sub(repl, w)
-        if v != w:
-            out.append(v)
-    back = re.sub(r"iz(e|ed|es|ing|ation)\b", r"is\1", w)
-    if back != w:
-        out.append(back)
-    return tuple(dict.fromkeys(out))
