@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import codecs
 import logging
+import os
 import re
 import stat
 import xml.etree.ElementTree as ET
@@ -101,33 +102,34 @@ def load_file(path: Path, max_bytes: int) -> list[LoadedText]:
     path = Path(path)
     name = str(path)
     _check_suffix(name)  # no point reading a file no loader handles
+    # Open first, then look at what was opened: a file swapped for a FIFO after the corpus
+    # scan cannot block the read (O_NONBLOCK), and the checks below are of the open file.
     try:
-        st = path.stat()
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except FileNotFoundError:
         raise SourceError(name, "cannot read file: file not found") from None
     except PermissionError:
         raise SourceError(name, "cannot read file: permission denied") from None
     except OSError as exc:
         raise SourceError(name, f"cannot read file: {_os_reason(exc)}") from None
-    if stat.S_ISDIR(st.st_mode):
-        raise SourceError(name, "cannot read file: it is a directory")
-    if not stat.S_ISREG(st.st_mode):
-        # FIFOs and devices could block or never end.
-        raise SourceError(name, "cannot read file: not a regular file")
-    if st.st_size > max_bytes:
-        raise SourceError(
-            name, f"file is {human_size(st.st_size)}, above the {human_size(max_bytes)} limit"
-        )
     try:
-        with path.open("rb") as fh:
-            # Read one byte past the limit: the file may have grown since stat().
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            raise SourceError(name, "cannot read file: it is a directory")
+        if not stat.S_ISREG(st.st_mode):
+            # FIFOs and devices could block or never end.
+            raise SourceError(name, "cannot read file: not a regular file")
+        if st.st_size > max_bytes:
+            raise SourceError(
+                name, f"file is {human_size(st.st_size)}, above the {human_size(max_bytes)} limit"
+            )
+        with os.fdopen(fd, "rb", closefd=False) as fh:
+            # Read one byte past the limit: the file may have grown since fstat().
             data = fh.read(max_bytes + 1)
-    except PermissionError:
-        raise SourceError(name, "cannot read file: permission denied") from None
-    except IsADirectoryError:
-        raise SourceError(name, "cannot read file: it is a directory") from None
     except OSError as exc:
         raise SourceError(name, f"cannot read file: {_os_reason(exc)}") from None
+    finally:
+        os.close(fd)
     if len(data) > max_bytes:
         raise SourceError(name, f"file is larger than the {human_size(max_bytes)} limit")
     return load_bytes(name, data)

@@ -469,15 +469,17 @@ def test_suffix_is_case_insensitive() -> None:
 
 
 def test_unreadable_file_permission_denied(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
     path = write(tmp_path, "secret.txt", "text")
-    real_open = Path.open
+    real_open = os.open
 
-    def deny(self: Path, *args: object, **kwargs: object):  # type: ignore[no-untyped-def]
-        if self == path:
-            raise PermissionError(13, "Permission denied", str(self))
-        return real_open(self, *args, **kwargs)
+    def deny(target, *args: object, **kwargs: object):  # type: ignore[no-untyped-def]
+        if Path(target) == path:
+            raise PermissionError(13, "Permission denied", str(target))
+        return real_open(target, *args, **kwargs)
 
-    monkeypatch.setattr(Path, "open", deny)
+    monkeypatch.setattr(os, "open", deny)
     with pytest.raises(SourceError) as err:
         load_file(path, MAX)
     assert "cannot read" in err.value.reason and "permission denied" in err.value.reason
@@ -570,3 +572,30 @@ def test_property_damaged_pdf_never_crashes(pos: int, value: int) -> None:
     doc = items[0]
     assert doc.page_starts and doc.page_starts[0] == 0
     assert all(0 <= s <= len(doc.text) for s in doc.page_starts)
+
+
+def test_a_file_swapped_for_a_fifo_after_the_scan_is_refused_without_blocking(tmp_path, monkeypatch) -> None:
+    """The corpus scan saw a regular file; by the time it is opened it is a named pipe with no
+    writer. Opening it must not block: the check is made on the opened file."""
+    import os
+    import threading
+
+    path = tmp_path / "swapped.txt"
+    os.mkfifo(path)
+    regular = write(tmp_path, "regular.txt", "text").stat()
+    real_stat = Path.stat
+    # Any stat() of the path made before opening it sees the regular file the scan saw.
+    monkeypatch.setattr(Path, "stat", lambda self, **kw: regular if self == path else real_stat(self, **kw))
+    errors: list[Exception] = []
+
+    def run() -> None:
+        try:
+            load_file(path, MAX)
+        except SourceError as e:
+            errors.append(e)
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    t.join(timeout=10)
+    assert not t.is_alive(), "load_file blocked on a FIFO"
+    assert errors and "not a regular file" in str(errors[0])
