@@ -582,7 +582,13 @@ class StatedFigure:
     numbers: tuple[str, ...]  # the number as the evidence may write it ("52" weeks, or "12" months, "1" year)
 
     def pattern(self) -> re.Pattern[str]:
-        return re.compile(r"(?<![\d.,])(?:" + "|".join(map(re.escape, self.numbers)) + r")(?![\d]|[.,]\d)")
+        return _number_pattern(self.numbers)
+
+
+@functools.lru_cache(maxsize=256)
+def _number_pattern(numbers: tuple[str, ...]) -> re.Pattern[str]:
+    """Any of `numbers` standing alone: "108" but not "1080" nor "10.8"."""
+    return re.compile(r"(?<![\d.,])(?:" + "|".join(map(re.escape, numbers)) + r")(?![\d]|[.,]\d)")
 
 
 _DAYS = {"day": 1.0, "week": 7.0, "month": 30.44, "year": 365.25}
@@ -736,13 +742,12 @@ def needs_for(base: "KnowledgeBase", text: str, filters: Filters | None = None,
             named.add(x)
             forms = view.forms(x)
             present = [f for f in forms if view.df(f) > 0]
-            proper = _is_proper(w.group(0), w.start(), text)
             weight = view.idf(x) if view.df(x) > 0 or not present else max(view.idf(f) for f in present)
             absent = not present and not view.in_catalogue(x)
             keys.append(KeyTerm(w.group(0), frozenset({x}), frozenset(), weight, absent=absent,
                                 forms=frozenset(present),
                                 zipf=_general_zipf(w.group(0), w.start(), text) if absent else 9.0,
-                                proper=proper))
+                                proper=_is_proper(w.group(0), w.start(), text)))
     kind = answer_type(text)
     if not kind and (a.comparative or _TIME_POINT.search(text)) and \
             any(vocab.concepts[c].kind == "outcome" for c in a.concepts):
