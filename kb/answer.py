@@ -23,8 +23,7 @@ from kb.answer_facts import Disagreement, find_disagreements, measures
 from kb.answer_text import REF_MARK, Sentence, normalise_space
 from kb.config import AnswerSettings
 from kb.evidence import (Candidate, Needs, Requirement, coverage, corpus_view, gather, holds_planted, join_or,
-                         key_coverage,
-                         needs_for, score_candidates, term_pattern)
+                         key_coverage, needs_for, score_candidates, term_pattern)
 from kb.query import Concept, stems
 from kb.question_input import has_words
 from kb.render import to_markdown
