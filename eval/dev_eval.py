@@ -70,7 +70,29 @@ def render(res: dict[str, Any]) -> str:
         by_kind[kind] = by_kind.get(kind, 0) + 1
     kinds = ", ".join(f"{k}: {v}" for k, v in sorted(by_kind.items(), key=lambda kv: -kv[1])) or "none"
     return "\n\n".join([intro, table, f"Test-split questions not fully passed: {len(fails)} of "
-                        f"{sr.n_questions} ({kinds})."])
+                        f"{sr.n_questions} ({kinds}).", _rules_table(res)])
+
+
+def _rules_table(res: dict[str, Any]) -> str:
+    """Which check of the one abstention rule (kb/evidence.coverage, `Answer.abstain_rule`)
+    abstained, on answerable questions (false abstentions), written out-of-corpus questions and
+    held-out near misses: where a check costs answers and where it earns its keep."""
+    from kb.evidence import GAP_RULES
+
+    def count(rows: Any, rule: str, answerable: bool) -> int:
+        return sum(r.abstained and r.abstain_rule == rule and r.answerable == answerable for r in rows)
+
+    rows = []
+    for rule in GAP_RULES:
+        cells = []
+        for split in ("tune", "test"):
+            rep, held = res[split]["report"], res[split]["held_out"]
+            cells += [count(rep.rows, rule, True), count(rep.rows, rule, False), count(held.rows, rule, False)]
+        rows.append((rule, *(str(c) for c in cells)))
+    head = ("check that abstained", "tune: answerable (false)", "tune: out-of-corpus", "tune: held-out near misses",
+            "test: answerable (false)", "test: out-of-corpus", "test: held-out near misses")
+    return "Abstentions by the check that made them (`Answer.abstain_rule`, in the order the checks run):\n\n" \
+        + markdown_table(head, rows)
 
 
 HEADING = "## Development set: literature the answerer was not written against (eval/dev/)"

@@ -62,6 +62,7 @@ class GoldRow:
     quote_errors: int
     ms: float
     tags: tuple[str, ...] = ()
+    abstain_rule: str = ""  # when abstained: which check of kb/evidence.coverage failed
 
     @property
     def passed(self) -> bool:
@@ -144,7 +145,8 @@ def score_one(base: "KnowledgeBase", q: GoldQuestion) -> GoldRow:
         facts_found=len(q.facts) - len(missing), facts_total=len(q.facts), missing_facts=missing,
         source_ok=bool(set(top) & set(q.sources)) if q.answerable else True, top_sources=top,
         uncited=len(check.uncited), numbers_missing=len(check.numbers_missing),
-        quote_errors=len(check.quote_errors) + len(check.marker_errors), ms=ms, tags=q.tags)
+        quote_errors=len(check.quote_errors) + len(check.marker_errors), ms=ms, tags=q.tags,
+        abstain_rule=answer.abstain_rule)
 
 
 def score(base: "KnowledgeBase", questions: Iterable[GoldQuestion] | None = None) -> GoldReport:

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Iterable, Sequence
 from kb.answer_facts import Disagreement, find_disagreements, measures
 from kb.answer_text import REF_MARK, Sentence, normalise_space
 from kb.config import AnswerSettings
-from kb.evidence import (Candidate, Needs, Requirement, coverage, corpus_view, gather, holds_planted, join_or,
+from kb.evidence import (Candidate, Gap, Needs, Requirement, coverage, corpus_view, gather, holds_planted, join_or,
                          key_coverage, needs_for, score_candidates, term_pattern)
 from kb.query import Concept, stems
 from kb.question_input import has_words
@@ -196,26 +196,27 @@ class _Builder:
         hits, chunks, qvec = gather(self.base, self.needs, s.retrieval_k, extra)
         all_cands = score_candidates(self.base, self.needs, chunks, hits, qvec)
         if lacking:  # a drug, trial or population no passage mentions: "sparsentan", "in pregnancy"
-            return self._abstain("no source mentions " + join_or([r.label for r in lacking]), all_cands)
+            return self._abstain(Gap("not-in-corpus", "no source mentions " + join_or([r.label for r in lacking])),
+                                 all_cands)
         if use_sections:
-            sections, pool, reason = self._sections(sectioned, missing_sections, chunks, hits, qvec)
+            sections, pool, gap = self._sections(sectioned, missing_sections, chunks, hits, qvec)
         else:
             picks = select(all_cands, limit=s.max_sentences, per_source=s.per_source,
                            relative=self.scoring.relative_floor)
-            reason = coverage(self.needs, picks, self.scoring)
+            gap = coverage(self.needs, picks, self.scoring)
             sections = [_Section("", "", self._quotes(picks, ""))]
             pool = self._pool(all_cands)
-        if reason:
-            logger.debug("abstained on %r: %s", self.question[:200], reason)
-            return self._abstain(reason, all_cands)
+        if gap:
+            logger.debug("abstained on %r: %s", self.question[:200], gap)
+            return self._abstain(gap, all_cands)
         return self._render(sections, self._disagreements(pool, sections))
 
     def _sections(self, present: list[str], missing: list[str], chunks: list, hits: list, qvec
-                  ) -> tuple[list[_Section], list[Candidate], str]:
+                  ) -> tuple[list[_Section], list[Candidate], Gap | None]:
         s = self.settings
         sections: list[_Section] = []
         pool: list[Candidate] = []
-        reasons: list[str] = []
+        gaps: list[tuple[str, Gap]] = []  # (entity label, why its section has no quote)
         shown: set[tuple[str, int]] = set()  # sentences quoted by an earlier section
         for e in present:
             others = {x for x in self.analysis.section_entities if x != e}
@@ -225,11 +226,11 @@ class _Builder:
                            relative=self.scoring.relative_floor)
             # The asked figure is required of the answer as a whole, not of every section: a
             # comparison may find a rate for one drug and only a description for the other.
-            reason = coverage(Needs(self.needs.text, self.analysis, self.needs.query, tuple(reqs),
-                                    self.needs.answer_type, self.needs.key_terms), picks, self.scoring,
-                              answer_type=False)
-            if reason:
-                reasons.append(f"{self._label(e)}: {reason}")
+            gap = coverage(Needs(self.needs.text, self.analysis, self.needs.query, tuple(reqs),
+                                 self.needs.answer_type, self.needs.key_terms, self.needs.time_points),
+                           picks, self.scoring, answer_type=False)
+            if gap:
+                gaps.append((self._label(e), gap))
                 sections.append(_Section(e, self._label(e), note="no passage on this question"))
                 continue
             # A sentence naming both compared entities is picked by both sections: quote it once
@@ -250,11 +251,13 @@ class _Builder:
             pool += self._pool([c for c in cands if c.eligible])
         sections += [_Section(e, self._label(e), note="no passage in the corpus") for e in missing]
         if not any(sec.quotes for sec in sections):
-            return sections, pool, "; ".join(reasons) or "no passage scores high enough on it"
-        whole = coverage(self.needs, pool, self.scoring) if pool else ""
-        if whole.startswith("no passage on it states"):
+            if not gaps:
+                return sections, pool, Gap("no-evidence", "no passage scores high enough on it")
+            return sections, pool, Gap(gaps[0][1].rule, "; ".join(f"{label}: {g.reason}" for label, g in gaps))
+        whole = coverage(self.needs, pool, self.scoring) if pool else None
+        if whole and whole.rule == "answer-type":
             return sections, pool, whole
-        return sections, pool, ""
+        return sections, pool, None
 
     def _pool(self, cands: Sequence[Candidate]) -> list[Candidate]:
         """Sentences relevant enough for their figures to be compared across sources."""
@@ -456,7 +459,8 @@ class _Builder:
                  if w.lower() not in self.vocab.question_words and len(w) > 1]
         return tuple(dict.fromkeys([*words, *self.needs.query.bm25_terms]))
 
-    def _abstain(self, reason: str, cands: Sequence[Candidate]) -> Answer:
+    def _abstain(self, gap: Gap, cands: Sequence[Candidate]) -> Answer:
+        reason = gap.reason
         closest: list[Citation] = []
         seen: set[str] = set()
         for c in sorted(cands, key=lambda c: (not c.eligible, -c.score)):
@@ -474,7 +478,7 @@ class _Builder:
                 f"Search terms used: {', '.join(terms) if terms else '(none)'}.")
         return Answer(question=self.question, text=text, abstained=True, closest=tuple(closest),
                       search_terms=tuple(self._search_terms()), notes=(f"Abstained: {reason}.",),
-                      abstain_reason=reason, vocabulary=self.vocab.digest)
+                      abstain_reason=reason, abstain_rule=gap.rule, vocabulary=self.vocab.digest)
 
 
 def _sentences(sections: Iterable[AnswerSection]) -> tuple[AnswerSentence, ...]:

@@ -977,20 +977,42 @@ def accepts(base: "KnowledgeBase", filters: Filters, chunk: Chunk) -> bool:
 
 # ---------------------------------------------------------------------------- coverage
 
-def coverage(needs: Needs, chosen: Sequence[Candidate], settings: ScoringSettings, *, answer_type: bool = True) -> str:
-    """Why the chosen evidence does not cover the text ("" when it does): the one abstention
+# Which check an abstention comes from (`Gap.rule`, `Answer.abstain_rule`), in the order
+# they are made: a drug or name no passage of the corpus mentions (kb/answer.py), no evidence
+# at all, a requirement the evidence does not meet, key words not covered, a question word
+# absent from the corpus, a rare one, an unstated time point, too low a score, no figure of
+# the asked type.
+GAP_RULES = ("not-in-corpus", "no-evidence", "requirement", "key-terms", "absent-word", "rare-word",
+             "time-point", "min-score", "answer-type")
+
+
+@dataclass(frozen=True)
+class Gap:
+    """Why the evidence does not cover a text: the check that failed and, for a reader, what
+    no passage meets ("no passage about Rituximab covers side effects")."""
+
+    rule: str  # one of GAP_RULES
+    reason: str
+
+    def __str__(self) -> str:
+        return self.reason
+
+
+def coverage(needs: Needs, chosen: Sequence[Candidate], settings: ScoringSettings, *,
+             answer_type: bool = True) -> Gap | None:
+    """Why the chosen evidence does not cover the text (None when it does): the one abstention
     rule. Every requirement must be met by some chosen sentence; the best one must score high
     enough; the key words must be covered (or the meaning close, by the embedding); and a
     question asking for a figure must get a sentence stating one."""
     if not chosen:
-        return "no passage scores high enough on it"
+        return Gap("no-evidence", "no passage scores high enough on it")
     # Entities and populations must be met; a trial or gene name only steers the ranking (the
     # abstract of a trial may call it by its full name), its absence from the corpus is
     # decided before (kb/answer.py).
     unmet = [r.label for r in needs.requirements
              if r.kind != "name" and all(r.label in c.unmet for c in chosen)]
     if unmet:
-        return "no passage about it mentions " + join_or(unmet)
+        return Gap("requirement", "no passage about it mentions " + join_or(unmet))
     best = chosen[0]
     about = [r.label for r in needs.requirements if r.kind != "name"]
     subject = f"about {join_or(about)} " if about else ""
@@ -1000,7 +1022,7 @@ def coverage(needs: Needs, chosen: Sequence[Candidate], settings: ScoringSetting
         if covered < settings.min_key_coverage and dense < settings.min_dense_alone:
             missing = [k.label for k in needs.key_terms
                        if not any(key_coverage(c.ann, [k], 1.0) > 0 for c in chosen)]
-            return f"no passage {subject}covers " + (", ".join(dict.fromkeys(missing)) or "its key terms")
+            return Gap("key-terms", f"no passage {subject}covers " + (", ".join(dict.fromkeys(missing)) or "its key terms"))
     # A word of the question that no passage of the corpus contains at all ("bariatric",
     # "cost") can only be answered through a paraphrase: the meaning must then be close.
     absent = [k for k in needs.key_terms if k.absent]
@@ -1009,32 +1031,32 @@ def coverage(needs: Needs, chosen: Sequence[Candidate], settings: ScoringSetting
     share = sum(k.weight for k in absent if not (k.proper and settings.names_not_required)) / total \
         if total > 0 else 0.0
     if absent and share >= settings.absent_share and max(c.signals.dense for c in chosen) < settings.absent_term_dense:
-        return f"no passage {subject}covers " + ", ".join(dict.fromkeys(k.label for k in absent))
+        return Gap("absent-word", f"no passage {subject}covers " + ", ".join(dict.fromkeys(k.label for k in absent)))
     # A missing word that is rare in general language is a technical term ("bariatric",
     # "premedication"): a requirement no passage meets unless a sentence is a close paraphrase;
     # a common one ("kids", "join") is wording the corpus phrases otherwise, and a short one
     # ("dex", "yrs") an abbreviation the corpus spells out.
     rare = [k for k in absent if k.zipf < settings.rare_absent_zipf and len(k.text) >= settings.rare_min_chars]
     if rare and max(c.signals.dense for c in chosen) < settings.rare_absent_dense:
-        return f"no passage {subject}covers " + ", ".join(dict.fromkeys(k.label for k in rare))
+        return Gap("rare-word", f"no passage {subject}covers " + ", ".join(dict.fromkeys(k.label for k in rare)))
     # A time point or amount the question states must be stated by the evidence.
     unstated = [f.text for f in needs.time_points if all(f.text in c.unstated for c in chosen)] \
         if settings.require_time_points else []
     if unstated:
-        return f"no passage {subject}states " + join_or(unstated)
+        return Gap("time-point", f"no passage {subject}states " + join_or(unstated))
     if best.score < settings.min_score:
         if needs.key_terms:
             weakest = sorted(needs.key_terms, key=lambda k: -k.weight)[0]
             if not any(key_coverage(c.ann, [weakest], 1.0) >= 1.0 for c in chosen):
-                return f"no passage {subject}covers {weakest.label}"
-        return f"no passage {subject}is close enough to it"
+                return Gap("min-score", f"no passage {subject}covers {weakest.label}")
+        return Gap("min-score", f"no passage {subject}is close enough to it")
     if answer_type and settings.require_answer_type and needs.answer_type in QUANTITATIVE_TYPES \
             and not any(c.signals.type_match for c in chosen):
         what = {"rate": "a rate or proportion", "dose": "a dose", "duration": "a duration",
                 "frequency": "how often", "count": "a number", "level": "a target level",
                 "cost": "a cost or price"}[needs.answer_type]
-        return f"no passage on it states {what}"
-    return ""
+        return Gap("answer-type", f"no passage on it states {what}")
+    return None
 
 
 def join_or(items: Sequence[str]) -> str:

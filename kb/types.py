@@ -332,6 +332,7 @@ class Answer:
     error: str = ""  # set for rejected questions (empty, too long); text then explains
     sections: tuple[AnswerSection, ...] = ()  # the structure `text` is rendered from
     abstain_reason: str = ""  # when abstained: the requirement no passage meets
+    abstain_rule: str = ""  # ... and the check that failed (one of kb.evidence.GAP_RULES)
     vocabulary: str = ""  # sha256 of the vocabulary (YAML + corpus abbreviations) that was used
     unmatched: tuple[str, ...] = ()  # the question's key words no quoted passage (or its context) contains
 
@@ -339,6 +340,7 @@ class Answer:
         return {
             "sections": [s.to_dict() for s in self.sections],
             "abstain_reason": self.abstain_reason,
+            "abstain_rule": self.abstain_rule,
             "vocabulary": self.vocabulary,
             "unmatched": list(self.unmatched),
             "question": self.question,

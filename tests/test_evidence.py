@@ -186,6 +186,7 @@ def test_answers_cite_the_made_up_corpus_and_abstain_outside_it(tmp_path: Path) 
     assert a.citations[0].source == "zorva-trial.txt"
     b = base.ask("Is belimumab effective in FSGS?")
     assert b.abstained and "belimumab" in b.abstain_reason.lower()
+    assert b.abstain_rule == "not-in-corpus" and b.to_dict()["abstain_rule"] == "not-in-corpus"
     c = base.ask("zorvastatin in pregnancy?")
     assert c.abstained and "pregnancy" in c.abstain_reason.lower()
     d = base.ask("How often were liver enzymes checked on zorvastatin?")
@@ -552,7 +553,18 @@ def test_a_time_point_no_passage_states_abstains_naming_it(tmp_path: Path) -> No
     other = {"other.txt": "Belatacept in membranous nephropathy\n\nProteinuria fell by 40% at week 52 on belatacept.\n"}
     base = _kb(tmp_path, {**DOCS, **other})
     a = base.ask("complete or partial remission with zorvastatin versus placebo at week 52?")
-    assert a.abstained and "week 52" in a.abstain_reason
+    assert a.abstained and "week 52" in a.abstain_reason and a.abstain_rule == "time-point"
     # The trial's follow-up is stated in its methods, beside the results: that passage answers.
     b = base.ask("zorvastatin remission rate at 24 weeks?")
     assert not b.abstained and "46%" in b.text
+
+
+def test_every_abstention_names_the_check_that_failed(tmp_path: Path) -> None:
+    from kb.evidence import GAP_RULES
+
+    base = _kb(tmp_path, DOCS)
+    for q in QUESTIONS + ["What remission rate did zorvastatin give in bariatric adults?"]:
+        a = base.ask(q)
+        assert (a.abstain_rule in GAP_RULES) if a.abstained else a.abstain_rule == "", q
+    rare = base.ask("What remission rate did zorvastatin give in bariatric adults with steroid-resistant FSGS?")
+    assert rare.abstained and rare.abstain_rule == "rare-word"

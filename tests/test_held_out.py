@@ -56,3 +56,22 @@ def test_dev_corpus_leaves_out_excluded_documents(tmp_path: Path) -> None:
     assert tune[2] in names and not names & set(tune[:2])
     dev_corpus("tune", dest)  # rebuilt without exclusion: the files come back
     assert set(tune) <= {p.name for p in dest.iterdir()}
+
+
+def test_the_report_counts_abstentions_by_check_in_the_right_column() -> None:
+    from eval.dev_eval import _rules_table
+    from eval.gold import GoldRow, aggregate
+
+    def row(i: int, answerable: bool, rule: str) -> GoldRow:
+        return GoldRow(f"q{i}", "?", answerable, bool(rule), 0, 1 if answerable else 0, (), False, (), 0, 0, 0,
+                       1.0, abstain_rule=rule)
+
+    tune = aggregate([row(1, True, "key-terms"), row(2, False, "key-terms"), row(3, False, "time-point"),
+                      row(4, True, "")])
+    held = aggregate([row(5, False, "not-in-corpus"), row(6, False, "not-in-corpus"), row(7, False, "")])
+    empty = aggregate([])
+    table = _rules_table({"tune": {"report": tune, "held_out": held}, "test": {"report": empty, "held_out": empty}})
+    lines = {line.split(" | ")[0].strip("| "): line for line in table.splitlines()}
+    assert lines["key-terms"].startswith("| key-terms | 1 | 1 | 0 | 0 | 0 | 0")
+    assert lines["time-point"].startswith("| time-point | 0 | 1 | 0 |")
+    assert lines["not-in-corpus"].startswith("| not-in-corpus | 0 | 0 | 2 |")
