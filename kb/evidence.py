@@ -651,6 +651,14 @@ _TIME_POINT = re.compile(r"(?<![\w-])\d+(?:\.\d+)?(?![\w])")
 _ACRONYM_WORD = re.compile(r"([A-Z][A-Za-z0-9]*[A-Z0-9])-([a-z]+)")
 
 
+_POSSESSIVE = re.compile(r"\b(?:my|our|your|his|her|their)\s+$", re.IGNORECASE)
+
+
+def _only_possessive(starts: Sequence[int], text: str) -> bool:
+    """Is every one of these mentions preceded by a possessive ("my kids")?"""
+    return bool(starts) and all(_POSSESSIVE.search(text, 0, s) for s in starts)
+
+
 def _is_proper(word: str, start: int, text: str) -> bool:
     """A capitalised word inside a sentence is a proper name (an author, a place: "the
     Filippone series", "the Indian study") that identifies a study rather than asking for content."""
@@ -671,13 +679,18 @@ def needs_for(base: "KnowledgeBase", text: str, filters: Filters | None = None,
     a = analysis or analyse(text, vocab)
     reqs: list[Requirement] = []
     covered: list[tuple[int, int]] = [(m.start, m.end) for m in a.mentions]
+    # "my kids", "our children": the asker's family, not a patient population to restrict to.
+    family = {cid for cid in a.concepts if vocab.concepts[cid].kind == "population"
+              and _only_possessive([m.start for m in a.mentions if m.concept == cid], text)}
     for e in a.entities:
         c = vocab.concepts[e]
+        if e in family:
+            continue
         kind = "population" if c.kind == "population" else "entity"
         reqs.append(Requirement(kind, c.label, frozenset(vocab.with_members([e])), (), e))
     for cid in a.concepts:
         c = vocab.concepts[cid]
-        if c.kind == "population" and cid not in a.entities:
+        if c.kind == "population" and cid not in a.entities and cid not in family:
             reqs.append(Requirement("population", c.label, frozenset(vocab.with_members([cid])), (), cid))
     for d in a.unknown_drugs:
         reqs.append(Requirement("entity", d.label, frozenset({d.id}), d.terms, d.id))

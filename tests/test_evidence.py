@@ -568,3 +568,13 @@ def test_every_abstention_names_the_check_that_failed(tmp_path: Path) -> None:
         assert (a.abstain_rule in GAP_RULES) if a.abstained else a.abstain_rule == "", q
     rare = base.ask("What remission rate did zorvastatin give in bariatric adults with steroid-resistant FSGS?")
     assert rare.abstained and rare.abstain_rule == "rare-word"
+
+
+def test_kids_are_children_but_my_kids_are_family(tmp_path: Path) -> None:
+    base = _kb(tmp_path, DOCS)
+    pops = lambda q: {r.label for r in needs_for(base, q).requirements if r.kind == "population"}  # noqa: E731
+    assert pops("zorvastatin dose in kids?") == {"Children"}
+    assert pops("zorvastatin dose in children?") == {"Children"}
+    assert pops("Can my kids inherit FSGS from me?") == set()
+    assert pops("Will our children get FSGS too?") == set()
+    assert pops("My child has FSGS: is zorvastatin used in children?") == {"Children"}  # not all possessive
