@@ -196,8 +196,8 @@ class _Builder:
         hits, chunks, qvec = gather(self.base, self.needs, s.retrieval_k, extra)
         all_cands = score_candidates(self.base, self.needs, chunks, hits, qvec)
         if lacking:  # a drug, trial or population no passage mentions: "sparsentan", "in pregnancy"
-            return self._abstain(Gap("not-in-corpus", "no source mentions " + join_or([r.label for r in lacking])),
-                                 all_cands)
+            return self._abstain(Gap("not-in-corpus", "no source mentions " + join_or([r.label for r in lacking]),
+                                     tuple(t for r in lacking for t in (r.terms or (r.label,)))), all_cands)
         if use_sections:
             sections, pool, gap = self._sections(sectioned, missing_sections, chunks, hits, qvec)
         else:
@@ -473,12 +473,18 @@ class _Builder:
             if len(closest) >= self.settings.closest:
                 break
         terms = [t for t in self._search_terms() if not re.search(r"\d", t)]
+        # A missing word may be a typo of one the corpus has ("sparsentin"): say which.
+        missing = (*gap.words, *(k.text for k in self.needs.key_terms if k.absent))
+        spelt = {w: self.view.close_words(w) for w in dict.fromkeys(missing)}
+        suggestions = tuple(f"{w} -> {' or '.join(c)}" for w, c in spelt.items() if c)
         text = (f"The corpus has no passage that answers this question: {reason}. "
-                "The closest passages found are listed with this answer; they do not answer it. "
+                + (f"The corpus spells a similar word: {'; '.join(suggestions)}. " if suggestions else "")
+                + "The closest passages found are listed with this answer; they do not answer it. "
                 f"Search terms used: {', '.join(terms) if terms else '(none)'}.")
         return Answer(question=self.question, text=text, abstained=True, closest=tuple(closest),
                       search_terms=tuple(self._search_terms()), notes=(f"Abstained: {reason}.",),
-                      abstain_reason=reason, abstain_rule=gap.rule, vocabulary=self.vocab.digest)
+                      abstain_reason=reason, abstain_rule=gap.rule, vocabulary=self.vocab.digest,
+                      suggestions=suggestions)
 
 
 def _sentences(sections: Iterable[AnswerSection]) -> tuple[AnswerSentence, ...]:

@@ -31,6 +31,7 @@ A candidate that fails a requirement is dropped, whatever its score.
 from __future__ import annotations
 
 import bisect
+import difflib
 import functools
 import math
 import re
@@ -392,6 +393,42 @@ class CorpusView:
                     out.append(words[i])
                 i += 1
         return tuple(out)
+
+    def close_words(self, word: str, n: int = 2) -> tuple[str, ...]:
+        """Words of the corpus spelt almost like `word` (a word no passage contains), as a
+        passage writes them: "sparsentin" -> "sparsentan". Only words of 6+ letters, compared
+        with BM25's stems of about the same length and first letter (fast at any corpus size)."""
+        toks = stems(word)
+        bm25 = self.base.contents.bm25
+        if len(toks) != 1 or len(word) < 6 or bm25 is None:
+            return ()
+        stem = toks[0]
+        if self._sorted_vocab is None:
+            self._sorted_vocab = sorted(bm25.vocab_dict)
+        words = self._sorted_vocab
+        i = bisect.bisect_left(words, stem[0])
+        pool = []
+        while i < len(words) and words[i][:1] == stem[0]:
+            if abs(len(words[i]) - len(stem)) <= 2 and words[i] != stem:
+                pool.append(words[i])
+            i += 1
+        out = []
+        for close in difflib.get_close_matches(stem, pool, n=n, cutoff=0.8):
+            shown = self._written(close)
+            if shown and shown.lower() != word.lower():
+                out.append(shown)
+        return tuple(dict.fromkeys(out))
+
+    def _written(self, stem: str) -> str:
+        """A word of some passage whose stem is `stem`, as the passage writes it."""
+        rows = self.postings(stem)
+        if not len(rows):
+            return ""
+        text = self.base.contents.chunks[int(rows[0])].text
+        for m in re.finditer(r"[A-Za-z][A-Za-z\-]+", text):
+            if stems(m.group(0)) == (stem,):
+                return m.group(0)
+        return ""
 
     def in_catalogue(self, stem: str) -> bool:
         """Is `stem` a word of some document's author list? ("the Choudhry trial": a first
@@ -1006,6 +1043,7 @@ class Gap:
 
     rule: str  # one of GAP_RULES
     reason: str
+    words: tuple[str, ...] = ()  # the question's words no passage contains, when that is the gap
 
     def __str__(self) -> str:
         return self.reason
@@ -1044,14 +1082,16 @@ def coverage(needs: Needs, chosen: Sequence[Candidate], settings: ScoringSetting
     share = sum(k.weight for k in absent if not (k.proper and settings.names_not_required)) / total \
         if total > 0 else 0.0
     if absent and share >= settings.absent_share and max(c.signals.dense for c in chosen) < settings.absent_term_dense:
-        return Gap("absent-word", f"no passage {subject}covers " + ", ".join(dict.fromkeys(k.label for k in absent)))
+        return Gap("absent-word", f"no passage {subject}covers " + ", ".join(dict.fromkeys(k.label for k in absent)),
+                   tuple(k.text for k in absent))
     # A missing word that is rare in general language is a technical term ("bariatric",
     # "premedication"): a requirement no passage meets unless a sentence is a close paraphrase;
     # a common one ("kids", "join") is wording the corpus phrases otherwise, and a short one
     # ("dex", "yrs") an abbreviation the corpus spells out.
     rare = [k for k in absent if k.zipf < settings.rare_absent_zipf and len(k.text) >= settings.rare_min_chars]
     if rare and max(c.signals.dense for c in chosen) < settings.rare_absent_dense:
-        return Gap("rare-word", f"no passage {subject}covers " + ", ".join(dict.fromkeys(k.label for k in rare)))
+        return Gap("rare-word", f"no passage {subject}covers " + ", ".join(dict.fromkeys(k.label for k in rare)),
+                   tuple(k.text for k in rare))
     # A time point or amount the question states must be stated by the evidence.
     unstated = [f.text for f in needs.time_points if all(f.text in c.unstated for c in chosen)] \
         if settings.require_time_points else []

@@ -333,6 +333,7 @@ class Answer:
     sections: tuple[AnswerSection, ...] = ()  # the structure `text` is rendered from
     abstain_reason: str = ""  # when abstained: the requirement no passage meets
     abstain_rule: str = ""  # ... and the check that failed (one of kb.evidence.GAP_RULES)
+    suggestions: tuple[str, ...] = ()  # when abstained on a missing word: "sparsentin -> Sparsentan"
     vocabulary: str = ""  # sha256 of the vocabulary (YAML + corpus abbreviations) that was used
     unmatched: tuple[str, ...] = ()  # the question's key words no quoted passage (or its context) contains
 
@@ -341,6 +342,7 @@ class Answer:
             "sections": [s.to_dict() for s in self.sections],
             "abstain_reason": self.abstain_reason,
             "abstain_rule": self.abstain_rule,
+            "suggestions": list(self.suggestions),
             "vocabulary": self.vocabulary,
             "unmatched": list(self.unmatched),
             "question": self.question,

@@ -578,3 +578,16 @@ def test_kids_are_children_but_my_kids_are_family(tmp_path: Path) -> None:
     assert pops("Can my kids inherit FSGS from me?") == set()
     assert pops("Will our children get FSGS too?") == set()
     assert pops("My child has FSGS: is zorvastatin used in children?") == {"Children"}  # not all possessive
+
+
+def test_an_abstention_on_a_misspelt_word_names_the_corpus_spelling(tmp_path: Path) -> None:
+    from kb.evidence import corpus_view
+
+    base = _kb(tmp_path, DOCS)
+    a = base.ask("What remission rate did zorvastetin give?")
+    assert a.abstained and a.suggestions == ("zorvastetin -> Zorvastatin",)
+    assert "Zorvastatin" in a.text and a.to_dict()["suggestions"] == list(a.suggestions)
+    view = corpus_view(base)
+    assert view.close_words("bariatric") == ()  # nothing spelt like it
+    assert view.close_words("plasm") == ()  # too short to guess at
+    assert base.ask("zorvastatin remission rate?").suggestions == ()
