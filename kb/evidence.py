@@ -628,21 +628,6 @@ def _number_pattern(numbers: tuple[str, ...]) -> re.Pattern[str]:
     return re.compile(r"(?<![\d.,])(?:" + "|".join(map(re.escape, numbers)) + r")(?![\d]|[.,]\d)")
 
 
-_DAYS = {"day": 1.0, "week": 7.0, "month": 30.44, "year": 365.25}
-
-
-def _same_duration(value: float, unit: str) -> tuple[str, ...]:
-    """`value` `unit` and its whole-number equivalents in the other units (52 weeks: 12 months, 1 year)."""
-    out = [f"{value:g}"]
-    if unit in _DAYS:
-        days = value * _DAYS[unit]
-        for other, size in _DAYS.items():
-            x = days / size
-            if other != unit and round(x) >= 1 and abs(x - round(x)) <= 0.03 * x:
-                out.append(f"{round(x):g}")
-    return tuple(dict.fromkeys(out))
-
-
 # A unit before its number ("week 108", "month 6", "day 7", "cycle 2"): kb.quantities reads
 # units after a number only.
 _UNIT_FIRST = re.compile(r"\b(?:weeks?|months?|days?|years?|cycles?|doses?|visits?)\s+(\d+(?:\.\d+)?)\b", re.IGNORECASE)
@@ -652,17 +637,17 @@ _AGE = re.compile(r"[\s-]*(?:years?|yrs?|months?)?[\s-]*old\b|\s*of\s+age\b", re
 def stated_figures(text: str) -> tuple[StatedFigure, ...]:
     """The time points and amounts `text` states, as numbers with a unit: not bare numbers
     ("phase 3" names a design), not ages ("34-year-old" identifies a patient) and not years."""
-    from kb.quantities import quantities
+    from kb.quantities import duration_equivalents, quantities
 
     out: dict[str, StatedFigure] = {}
     for m in _UNIT_FIRST.finditer(text):
         unit = m.group(0).split()[0].lower().rstrip("s")
-        out.setdefault(m.group(1), StatedFigure(m.group(0), _same_duration(float(m.group(1)), unit)))
+        out.setdefault(m.group(1), StatedFigure(m.group(0), duration_equivalents(float(m.group(1)), unit)))
     for q in quantities(text):
         if not q.unit or q.kind not in ("duration", "dose", "concentration") or _AGE.match(text, q.end):
             continue
         for v in sorted({q.low, q.high}):
-            out.setdefault(f"{v:g}", StatedFigure(q.text, _same_duration(v, q.unit)))
+            out.setdefault(f"{v:g}", StatedFigure(q.text, duration_equivalents(v, q.unit)))
     return tuple(out.values())
 
 

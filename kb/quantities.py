@@ -181,6 +181,21 @@ def quantities(text: str, start: int = 0, end: int | None = None) -> list[Quanti
 
 # -- comparison ----------------------------------------------------------------------------------
 
+def duration_equivalents(value: float, unit: str) -> tuple[str, ...]:
+    """`value` as written, and for a duration its whole-number equivalents in the other units
+    of a day or longer, within the conversion tolerance (52 weeks: 364 days, 12 months, 1 year)."""
+    out = [f"{value:g}"]
+    dim, factor = _DIMENSION.get(unit, ("", 1.0))
+    if dim == "time":
+        days = value * factor
+        for other, (other_dim, size) in _DIMENSION.items():
+            x = days / size
+            if other_dim == "time" and size >= 1.0 and other != unit and round(x) >= 1 \
+                    and abs(x - round(x)) <= _CONVERTED_TOLERANCE * x:
+                out.append(f"{round(x):g}")
+    return tuple(dict.fromkeys(out))
+
+
 def comparable(a: Quantity, b: Quantity) -> bool:
     """Same dimension: both percentages, both doses per kg, both durations, ..."""
     da, db = _DIMENSION.get(a.unit), _DIMENSION.get(b.unit)
