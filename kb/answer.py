@@ -23,7 +23,7 @@ from kb.answer_facts import Disagreement, find_disagreements, measures
 from kb.answer_text import REF_MARK, Sentence, normalise_space
 from kb.config import AnswerSettings
 from kb.evidence import (Candidate, Gap, Needs, Requirement, coverage, corpus_view, gather, holds_planted, join_or,
-                         key_coverage, needs_for, score_candidates, term_pattern)
+                         lacking_terms, needs_for, score_candidates, term_pattern)
 from kb.query import Concept, stems
 from kb.question_input import has_words
 from kb.render import to_markdown
@@ -406,12 +406,10 @@ class _Builder:
     def _unmatched(self, sections: list[_Section]) -> tuple[str, ...]:
         """The question's key words that no quoted sentence (with its context) contains: shown
         to a reviewer as what the answer may not address (often only a paraphrase: "kids")."""
-        keys = self.needs.key_terms
         quoted = {(s.chunk_id, s.start) for sec in sections for q in (*sec.quotes, *sec.also) for s in q.sentences}
         anns = [a for cid in {c for c, _ in quoted} for a in self.view.annotated(self.base.chunk(cid))
                 if (cid, a.sent.start) in quoted]
-        missing = [k for k in keys if k.absent or not any(key_coverage(a, [k], 1.0) > 0 for a in anns)]
-        return tuple(dict.fromkeys(k.label for k in missing))
+        return tuple(dict.fromkeys(k.label for k in lacking_terms(self.needs.key_terms, anns)))
 
     def _display(self, q: _Quote) -> tuple[str, list[str]]:
         """The quote as shown: its pieces (intros, leads, sentences) verbatim with whitespace

@@ -812,6 +812,11 @@ def key_coverage(ann: Annotated, keys: Sequence[KeyTerm], context_credit: float)
     return got / total
 
 
+def lacking_terms(keys: Sequence[KeyTerm], anns: Sequence[Annotated]) -> list[KeyTerm]:
+    """The key terms that none of these sentences (with their context) contains."""
+    return [k for k in keys if not any(key_coverage(a, [k], 1.0) > 0 for a in anns)]
+
+
 # ---------------------------------------------------------------------------- scoring
 
 @dataclass(frozen=True)
@@ -1028,7 +1033,8 @@ class Gap:
 
     rule: str  # one of GAP_RULES
     reason: str
-    words: tuple[str, ...] = ()  # the question's words no passage contains, when that is the gap
+    words: tuple[str, ...] = ()  # names no passage of the corpus contains ("not-in-corpus"); absent
+    # key words need no copy here: KeyTerm.absent says so
 
     def __str__(self) -> str:
         return self.reason
@@ -1056,8 +1062,7 @@ def coverage(needs: Needs, chosen: Sequence[Candidate], settings: ScoringSetting
         covered = max(c.signals.lexical for c in chosen)
         dense = max(c.signals.dense for c in chosen)
         if covered < settings.min_key_coverage and dense < settings.min_dense_alone:
-            missing = [k.label for k in needs.key_terms
-                       if not any(key_coverage(c.ann, [k], 1.0) > 0 for c in chosen)]
+            missing = [k.label for k in lacking_terms(needs.key_terms, [c.ann for c in chosen])]
             return Gap("key-terms", f"no passage {subject}covers " + (", ".join(dict.fromkeys(missing)) or "its key terms"))
     # A word of the question that no passage of the corpus contains at all ("bariatric",
     # "cost") can only be answered through a paraphrase: the meaning must then be close.
@@ -1067,16 +1072,14 @@ def coverage(needs: Needs, chosen: Sequence[Candidate], settings: ScoringSetting
     share = sum(k.weight for k in absent if not (k.proper and settings.names_not_required)) / total \
         if total > 0 else 0.0
     if absent and share >= settings.absent_share and max(c.signals.dense for c in chosen) < settings.absent_term_dense:
-        return Gap("absent-word", f"no passage {subject}covers " + ", ".join(dict.fromkeys(k.label for k in absent)),
-                   tuple(k.text for k in absent))
+        return Gap("absent-word", f"no passage {subject}covers " + ", ".join(dict.fromkeys(k.label for k in absent)))
     # A missing word that is rare in general language is a technical term ("bariatric",
     # "premedication"): a requirement no passage meets unless a sentence is a close paraphrase;
     # a common one ("kids", "join") is wording the corpus phrases otherwise, and a short one
     # ("dex", "yrs") an abbreviation the corpus spells out.
     rare = [k for k in absent if k.zipf < settings.rare_absent_zipf and len(k.text) >= settings.rare_min_chars]
     if rare and max(c.signals.dense for c in chosen) < settings.rare_absent_dense:
-        return Gap("rare-word", f"no passage {subject}covers " + ", ".join(dict.fromkeys(k.label for k in rare)),
-                   tuple(k.text for k in rare))
+        return Gap("rare-word", f"no passage {subject}covers " + ", ".join(dict.fromkeys(k.label for k in rare)))
     # A time point or amount the question states must be stated by the evidence.
     unstated = [f.text for f in needs.time_points if all(f.text in c.unstated for c in chosen)] \
         if settings.require_time_points else []
