@@ -5,7 +5,7 @@ The written out-of-corpus questions are few (about 40 a split), and a threshold 
 can learn their wording. This measure makes many more, of the kind that fails in practice: the
 question names drugs, trials and outcomes the corpus still covers (other documents talk about
 them), but the passage that answered it is gone. The split's documents are cut into the same
-document-group folds as the cross-validation (`eval.dev.tune.group_folds`); for each fold, the
+document-group folds as the cross-validation (`eval.dev.tune.fold_groups`); for each fold, the
 split is indexed without that fold's documents, and the fold's answerable questions whose
 sources all went with it are asked of that index. A question counts as a near miss only when
 none of its expected facts occurs in any remaining document (matched as the scorer matches
@@ -44,16 +44,11 @@ class HeldOutFold:
 
 def plan(split: str, k: int = FOLDS) -> list[HeldOutFold]:
     """The folds of `split`: each fold's documents (whole document groups) and its questions."""
-    from eval.dev.tune import group_folds
+    from eval.dev.tune import fold_groups
 
     cat = load_dev_catalogue()
-    fold_of_question = group_folds(split, k)
+    fold_of_group = fold_groups(split, k)
     questions = [q for q in load_dev_questions() if q.split == split and q.answerable]
-    # group_folds puts a question with the group of its first source: the group's fold.
-    fold_of_group: dict[str, int] = {}
-    for q in questions:
-        if q.sources and q.sources[0] in cat:
-            fold_of_group[cat[q.sources[0]].group] = fold_of_question[q.id]
     out: list[HeldOutFold] = []
     for f in range(k):
         excluded = frozenset(n for n, d in cat.items() if d.split == split and fold_of_group.get(d.group) == f)

@@ -121,8 +121,29 @@ def _h(text: str) -> int:
 
 
 def group_folds(split: str = "tune", k: int = 4) -> dict[str, int]:
-    """Question id -> fold, folds made of whole document groups (largest groups first, each to
-    the fold with the fewest questions so far; order among equal sizes by a seeded hash)."""
+    """Question id -> fold, folds made of whole document groups (see `fold_groups`)."""
+    group_of, fold_of = _question_groups(split), fold_groups(split, k)
+    return {qid: fold_of[g] for qid, g in group_of.items()}
+
+
+def fold_groups(split: str = "tune", k: int = 4) -> dict[str, int]:
+    """Document group (or "q:<id>" for a question with no document) -> fold: largest groups
+    first, each to the fold with the fewest questions so far; order among equal sizes by a
+    seeded hash."""
+    members: dict[str, list[str]] = defaultdict(list)
+    for qid, g in _question_groups(split).items():
+        members[g].append(qid)
+    sizes = [0] * k
+    fold: dict[str, int] = {}
+    for g in sorted(members, key=lambda g: (-len(members[g]), _h(g))):
+        fold[g] = min(range(k), key=lambda i: (sizes[i], i))
+        sizes[fold[g]] += len(members[g])
+    return fold
+
+
+def _question_groups(split: str) -> dict[str, str]:
+    """Question id -> the group of its first source (an unanswerable one: of the first document
+    it is a near miss of)."""
     from eval.dev import load_dev_catalogue, load_dev_questions
 
     cat = load_dev_catalogue()
@@ -132,17 +153,7 @@ def group_folds(split: str = "tune", k: int = 4) -> dict[str, int]:
             continue
         docs = q.sources or q.near
         group_of[q.id] = cat[docs[0]].group if docs and docs[0] in cat else "q:" + q.id
-    members: dict[str, list[str]] = defaultdict(list)
-    for qid, g in group_of.items():
-        members[g].append(qid)
-    sizes = [0] * k
-    fold: dict[str, int] = {}
-    for g in sorted(members, key=lambda g: (-len(members[g]), _h(g))):
-        f = min(range(k), key=lambda i: (sizes[i], i))
-        for qid in members[g]:
-            fold[qid] = f
-        sizes[f] += len(members[g])
-    return fold
+    return group_of
 
 
 def _descent(start, rows_of, ids: set[str], passes: int, log: str, fields: Sequence[str] = ()) -> Any:
