@@ -86,8 +86,8 @@ def to_cli(answer: Answer) -> str:
         lines.append("")
     for note in answer.notes:
         lines.append(f"Note: {note}")
-    if unmatched_line(answer):
-        lines.append(unmatched_line(answer))
+    if unmatched := unmatched_line(answer):
+        lines.append(unmatched)
     if answer.search_terms:
         lines.append("Searched for: " + ", ".join(answer.search_terms))
     return "\n".join(lines).rstrip() + "\n"

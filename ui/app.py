@@ -358,8 +358,8 @@ def render_answer(turn: Turn, i: int) -> None:
                            "and unsupported ones are marked unverified")
         if turn.filters is not None and not turn.filters.is_empty():
             details.append("filtered: " + render.filters_summary(turn.filters))
-        if unmatched_line(a):
-            details.append(unmatched_line(a))
+        if unmatched := unmatched_line(a):
+            details.append(unmatched)
         st.caption(render.md_escape(" · ".join(details)))
         export_buttons([turn], f"fsgs-answer-{i + 1}", f"dl-{i}")
     with right:

@@ -124,8 +124,8 @@ def _turn_markdown(turn: Turn, index: int | None, doc_number: dict[str, int]) ->
                          + f" | {_ref_markers([r.n], turn, doc_number)} | {md_inline(r.evidence)} |")
         lines.append("")
     lines += [f"> **Note:** {md_inline(n)}" for n in a.notes] + ([""] if a.notes else [])
-    if unmatched_line(a):
-        lines += [f"*{md_inline(unmatched_line(a))}*", ""]
+    if unmatched := unmatched_line(a):
+        lines += [f"*{md_inline(unmatched)}*", ""]
     return lines
 
 
