@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Iterable, Sequence
 import yaml
 
 from kb.answer_check import check_answer
+from kb.answer_text import normalise_space
 
 if TYPE_CHECKING:
     from kb.api import KnowledgeBase
@@ -127,7 +128,7 @@ def load_gold(path: str | Path | None = None) -> list[GoldQuestion]:
 
 def normalise(s: str) -> str:
     """Lower case, runs of white space as one space: how a fact is matched in a text."""
-    return " ".join(s.lower().split())
+    return normalise_space(s.lower())
 
 
 def score_one(base: "KnowledgeBase", q: GoldQuestion) -> GoldRow:
